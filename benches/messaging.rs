@@ -1,0 +1,2 @@
+//! Placeholder replaced by the messaging benchmarks.
+fn main() {}

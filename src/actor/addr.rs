@@ -1,0 +1,470 @@
+//! Addresses: small `Clone + Send` handles through which anyone sends to an actor.
+
+use super::ask::{AskFuture, Reply};
+use super::cell::{ActorCell, Control};
+use super::{Actor, StopReason};
+use crate::error::{AskError, SendError};
+use crate::mailbox::erased::ErasedMsg;
+use crate::shard::table::Admit;
+use crate::shard::{
+    DeadLetterReason, Envelope, EnvelopeKind, EnvelopeVTable, ShardLocal, ShardShared, route,
+    with_current,
+};
+use crate::stats::ActorStats;
+use crate::sync::Arc;
+use crate::sync::atomic::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+/// The address of an actor of type `A`: its shard, slot and generation.
+///
+/// Cheap to clone and `Send + Sync`: hand it to any thread or actor. A stale address (its
+/// actor stopped, even if the slot was reused since) is answered with
+/// [`SendError::Closed`], never delivered to the slot's next tenant.
+pub struct Addr<A: Actor> {
+    pub(crate) shard: Arc<ShardShared>,
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
+    _actor: PhantomData<fn() -> A>,
+}
+
+impl<A: Actor> Clone for Addr<A> {
+    fn clone(&self) -> Self {
+        Addr {
+            shard: self.shard.clone(),
+            slot: self.slot,
+            generation: self.generation,
+            _actor: PhantomData,
+        }
+    }
+}
+
+impl<A: Actor> PartialEq for Addr<A> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shard, &other.shard)
+            && self.slot == other.slot
+            && self.generation == other.generation
+    }
+}
+
+impl<A: Actor> Eq for Addr<A> {}
+
+impl<A: Actor> Hash for Addr<A> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.shard.id.hash(state);
+        self.slot.hash(state);
+        self.generation.hash(state);
+    }
+}
+
+impl<A: Actor> fmt::Debug for Addr<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Addr<{}>({}:{}#{})",
+            std::any::type_name::<A>(),
+            self.shard.id,
+            self.slot,
+            self.generation
+        )
+    }
+}
+
+/// Per-actor-type envelope vtables.
+pub(crate) struct Vt<A>(PhantomData<A>);
+
+impl<A: Actor> Vt<A> {
+    pub(crate) const USER: EnvelopeVTable = EnvelopeVTable {
+        deliver: Self::deliver_user,
+        kind: EnvelopeKind::User,
+        type_name: std::any::type_name::<A::Msg>,
+    };
+
+    const CONTROL: EnvelopeVTable = EnvelopeVTable {
+        deliver: Self::deliver_control,
+        kind: EnvelopeKind::Control,
+        type_name: std::any::type_name::<Control>,
+    };
+
+    /// A user message envelope for `(slot, generation)` (already admitted).
+    pub(crate) fn user(slot: u32, generation: u32, stamp: u64, msg: A::Msg) -> Envelope {
+        Envelope {
+            slot,
+            generation,
+            stamp,
+            msg: ErasedMsg::new(msg),
+            vt: &Self::USER,
+        }
+    }
+
+    fn deliver_user(shard: &ShardLocal, env: Envelope) {
+        let mut env = Some(env);
+        let (slot, generation) = {
+            let e = env.as_ref().expect("just set");
+            (e.slot, e.generation)
+        };
+        let delivered = shard
+            .with_cell(slot, generation, |cell| {
+                let Some(cell) = cell.as_any().downcast_ref::<ActorCell<A>>() else {
+                    return false;
+                };
+                if !cell.accepting() {
+                    return false;
+                }
+                let env = env.take().expect("taken once");
+                // SAFETY: `Vt::<A>::USER` is attached only by `Vt::<A>::user`, which erased an
+                // `A::Msg`.
+                let msg = unsafe { env.msg.take::<A::Msg>() };
+                cell.push(msg, env.stamp);
+                true
+            })
+            .unwrap_or(false);
+        if delivered {
+            shard.schedule(slot);
+            return;
+        }
+        let Some(env) = env else { return };
+        let reserved = shard
+            .shared
+            .table
+            .get(slot)
+            .is_some_and(|m| m.is_open(generation));
+        let installed = shard.with_cell(slot, generation, |_| ()).is_some();
+        if reserved && !installed && !shard.is_stopping() {
+            // Sent by someone who got the address before the spawn reached this shard.
+            shard.park_early(env);
+        } else {
+            shard.shared.discard(env, DeadLetterReason::ActorStopped);
+        }
+    }
+
+    pub(crate) fn control(slot: u32, generation: u32, c: Control) -> Envelope {
+        Envelope {
+            slot,
+            generation,
+            stamp: 0,
+            msg: ErasedMsg::new(c),
+            vt: &Self::CONTROL,
+        }
+    }
+
+    fn deliver_control(shard: &ShardLocal, env: Envelope) {
+        let (slot, generation) = (env.slot, env.generation);
+        let mut env = Some(env);
+        let delivered = shard
+            .with_cell(slot, generation, |cell| {
+                let Some(cell) = cell.as_any().downcast_ref::<ActorCell<A>>() else {
+                    return false;
+                };
+                let env = env.take().expect("taken once");
+                // SAFETY: `Vt::<A>::CONTROL` is attached only by `Vt::<A>::control`, which
+                // erased a `Control`.
+                cell.push_control(unsafe { env.msg.take::<Control>() });
+                true
+            })
+            .unwrap_or(false);
+        if delivered {
+            shard.schedule(slot);
+        } else if let Some(env) = env {
+            let reserved = shard
+                .shared
+                .table
+                .get(slot)
+                .is_some_and(|m| m.is_open(generation));
+            if reserved && !shard.is_stopping() {
+                shard.park_early(env);
+            }
+        }
+    }
+}
+
+impl<A: Actor> Addr<A> {
+    pub(crate) fn new(shard: Arc<ShardShared>, slot: u32, generation: u32) -> Self {
+        Addr {
+            shard,
+            slot,
+            generation,
+            _actor: PhantomData,
+        }
+    }
+
+    /// The shard this actor lives on.
+    pub fn shard(&self) -> usize {
+        self.shard.id
+    }
+
+    /// True if the actor has not stopped (a snapshot: it may stop right after).
+    pub fn is_alive(&self) -> bool {
+        !self.shard.rt.is_stopping()
+            && self
+                .shard
+                .table
+                .get(self.slot)
+                .is_some_and(|m| m.is_open(self.generation))
+    }
+
+    /// User messages accepted for this actor and not yet handled (its real queue depth).
+    pub fn mailbox_len(&self) -> usize {
+        self.shard
+            .table
+            .get(self.slot)
+            .map_or(0, |m| m.queued(self.generation) as usize)
+    }
+
+    /// A snapshot of this actor's statistics, or `None` if it has stopped.
+    pub fn stats(&self) -> Option<ActorStats> {
+        let meta = self.shard.table.get(self.slot)?;
+        if !meta.is_open(self.generation) {
+            return None;
+        }
+        let s = &meta.stats;
+        let processed = s.processed.load(Ordering::Relaxed);
+        let wait = s.wait_ns.load(Ordering::Relaxed);
+        Some(ActorStats {
+            processed,
+            pending: u64::from(meta.queued(self.generation)),
+            processing_total: Duration::from_nanos(s.busy_ns.load(Ordering::Relaxed)),
+            processing_max: Duration::from_nanos(s.max_ns.load(Ordering::Relaxed)),
+            mean_mailbox_wait: Duration::from_nanos(wait.checked_div(processed).unwrap_or(0)),
+        })
+    }
+
+    /// Sends `msg` without waiting, from any thread or actor.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Full`] if the mailbox holds `mailbox_capacity` messages,
+    /// [`SendError::Closed`] if the actor stopped or the runtime is shutting down. Either way the
+    /// message comes back.
+    #[inline]
+    pub fn try_tell(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
+        if self.shard.rt.is_stopping() {
+            return Err(SendError::Closed(msg));
+        }
+        let Some(meta) = self.shard.table.get(self.slot) else {
+            return Err(SendError::Closed(msg));
+        };
+        match meta.admit(self.generation, self.shard.mailbox_capacity) {
+            Admit::Ok => {
+                self.send_admitted(msg);
+                Ok(())
+            }
+            Admit::Full => Err(SendError::Full(msg)),
+            Admit::Closed => Err(SendError::Closed(msg)),
+        }
+    }
+
+    /// Sends `msg`. On a shard thread this never blocks and is [`try_tell`](Self::try_tell);
+    /// on an outside thread it waits while the mailbox is full (backpressure) until there is
+    /// room or the actor stops.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Full`] (on a shard thread only) and [`SendError::Closed`], with the message.
+    pub fn tell(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
+        self.tell_until(msg, None)
+    }
+
+    /// Like [`tell`](Self::tell), but an outside thread waits for room at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Full`] if there was no room in time, [`SendError::Closed`] if the actor is
+    /// gone.
+    pub fn tell_timeout(&self, msg: A::Msg, timeout: Duration) -> Result<(), SendError<A::Msg>> {
+        self.tell_until(msg, Some(Instant::now() + timeout))
+    }
+
+    fn tell_until(
+        &self,
+        mut msg: A::Msg,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError<A::Msg>> {
+        let on_shard = with_current(|c| c.is_some());
+        let mut backoff = 0u32;
+        loop {
+            match self.try_tell(msg) {
+                Err(SendError::Full(m)) if !on_shard => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(SendError::Full(m));
+                    }
+                    msg = m;
+                    backoff = backoff.saturating_add(1);
+                    if backoff < 64 {
+                        crate::sync::spin_loop();
+                    } else if backoff < 128 {
+                        crate::sync::thread::yield_now();
+                    } else {
+                        crate::sync::thread::park_timeout(Duration::from_micros(50));
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Routes an admitted message: a direct push when the target is the current shard, the ring
+    /// from another shard, the injection queue from an outside thread.
+    #[inline]
+    fn send_admitted(&self, msg: A::Msg) {
+        let leftover = with_current(|cur| match cur {
+            Some(local) if Arc::ptr_eq(&local.rt, &self.shard.rt) => {
+                if local.id == self.shard.id {
+                    local.shared.counters.bump_sent_local();
+                    self.push_local(local, msg, local.now_ns());
+                } else {
+                    local.send_remote(
+                        self.shard.id,
+                        Vt::<A>::user(self.slot, self.generation, local.now_ns(), msg),
+                    );
+                }
+                None
+            }
+            _ => Some(msg),
+        });
+        if let Some(msg) = leftover {
+            let stamp = self.shard.rt.now_ns();
+            self.shard
+                .inject(Vt::<A>::user(self.slot, self.generation, stamp, msg));
+        }
+    }
+
+    #[inline]
+    pub(crate) fn push_local(&self, local: &ShardLocal, msg: A::Msg, stamp: u64) {
+        let mut msg = Some(msg);
+        let pushed = local
+            .with_cell(self.slot, self.generation, |cell| {
+                match cell.as_any().downcast_ref::<ActorCell<A>>() {
+                    Some(c) if c.accepting() => {
+                        c.push(msg.take().expect("once"), stamp);
+                        true
+                    }
+                    _ => false,
+                }
+            })
+            .unwrap_or(false);
+        if pushed {
+            local.schedule(self.slot);
+        } else if let Some(msg) = msg {
+            // Not installed yet (spawned from another shard) or stopping: the envelope path
+            // parks it or turns it into a dead letter.
+            Vt::<A>::user(self.slot, self.generation, stamp, msg).deliver(local);
+        }
+    }
+
+    /// Asks the actor to stop after the message it is handling (control lane: never blocked by
+    /// a full mailbox, handled before queued user messages, which then become dead letters).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Closed`] if the actor is already gone.
+    pub fn stop(&self) -> Result<(), SendError<()>> {
+        if !self.is_alive() {
+            return Err(SendError::Closed(()));
+        }
+        route(
+            &self.shard,
+            Vt::<A>::control(
+                self.slot,
+                self.generation,
+                Control::Stop(StopReason::Requested),
+            ),
+        );
+        Ok(())
+    }
+
+    /// Asks from a thread outside the runtime and blocks until the reply or `timeout`.
+    ///
+    /// `make` builds the request from the [`Reply`] handle the actor answers through; replies are
+    /// matched to their request, so concurrent askers never see each other's answers. While the
+    /// mailbox is full the call waits for room within the same timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`AskError::Timeout`], [`AskError::Closed`], [`AskError::Full`] (no room before the
+    /// deadline), [`AskError::Dropped`] (the actor dropped the request unanswered, stopped or
+    /// panicked), [`AskError::Shutdown`]. Called on a shard thread it returns
+    /// [`AskError::WouldBlock`] at once: use [`Context::ask`](crate::Context::ask) there.
+    pub fn ask<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> A::Msg,
+        timeout: Duration,
+    ) -> Result<T, AskError> {
+        if with_current(|c| c.is_some()) {
+            return Err(AskError::WouldBlock);
+        }
+        let deadline = Instant::now() + timeout;
+        let (reply, slot) = Reply::for_thread(&self.shard.rt);
+        let msg = make(reply);
+        if let Err(e) = self.tell_until(msg, Some(deadline)) {
+            slot.cancel_quietly();
+            let err = if e.is_full() {
+                AskError::Full
+            } else if self.shard.rt.is_stopping() {
+                AskError::Shutdown
+            } else {
+                AskError::Closed
+            };
+            drop(e);
+            return Err(err);
+        }
+        loop {
+            match slot.poll() {
+                super::slot::Poll::Ready(r) => return r,
+                super::slot::Poll::TimedOut => return Err(AskError::Timeout(timeout)),
+                super::slot::Poll::Pending => {}
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                if slot.time_out() {
+                    return Err(AskError::Timeout(timeout));
+                }
+                continue;
+            }
+            crate::sync::thread::park_timeout(deadline - now);
+        }
+    }
+
+    /// Asks from anywhere and returns a future of the reply, usable with any executor. The
+    /// timeout is enforced by the actor's shard, so the future completes even if nobody else
+    /// wakes it.
+    pub fn ask_async<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> A::Msg,
+        timeout: Duration,
+    ) -> AskFuture<T> {
+        let (reply, slot) = Reply::for_future(&self.shard.rt);
+        let msg = make(reply);
+        match self.try_tell(msg) {
+            Ok(()) => {
+                let timer_slot = slot.clone();
+                route(
+                    &self.shard,
+                    Envelope::task(move |shard: &ShardLocal| {
+                        shard.add_timer(
+                            timeout,
+                            crate::shard::TimerAction::Task(Box::new(move |_| {
+                                timer_slot.time_out();
+                            })),
+                        );
+                    }),
+                );
+                AskFuture::pending(slot, timeout)
+            }
+            Err(e) => {
+                slot.cancel_quietly();
+                let err = if e.is_full() {
+                    AskError::Full
+                } else if self.shard.rt.is_stopping() {
+                    AskError::Shutdown
+                } else {
+                    AskError::Closed
+                };
+                drop(e);
+                AskFuture::failed(err)
+            }
+        }
+    }
+}

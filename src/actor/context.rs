@@ -1,0 +1,221 @@
+//! The handler context: what an actor can do while it handles a message.
+
+use super::addr::{Addr, Vt};
+use super::ask::{Pending, Reply};
+use super::cell::ActorCell;
+use super::{Actor, StopReason};
+use crate::error::{AskError, SendError, SpawnError};
+use crate::shard::{ShardLocal, TimerAction};
+use crate::timer::TimerKey;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Identifies a timer armed by [`Context::send_after`] or [`Context::interval`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimerId(TimerIdKind);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum TimerIdKind {
+    Once(TimerKey),
+    Interval(u32, u32),
+}
+
+/// What an actor may do while it handles a message: learn its address, send, ask, spawn,
+/// arm timers, stop. Obtained only as the argument of the [`Actor`] methods.
+pub struct Context<'a, A: Actor> {
+    shard: &'a ShardLocal,
+    cell: &'a ActorCell<A>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<'a, A: Actor> Context<'a, A> {
+    pub(crate) fn new(shard: &'a ShardLocal, cell: &'a ActorCell<A>) -> Self {
+        Context {
+            shard,
+            cell,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// This actor's address.
+    pub fn addr(&self) -> Addr<A> {
+        Addr::new(
+            self.shard.shared.clone(),
+            self.cell.slot,
+            self.cell.generation,
+        )
+    }
+
+    /// The shard this actor runs on.
+    pub fn shard_id(&self) -> usize {
+        self.shard.id
+    }
+
+    /// How many shards the runtime has.
+    pub fn shard_count(&self) -> usize {
+        self.shard.peers.len()
+    }
+
+    /// The shard's clock: time since the runtime started, refreshed once per loop iteration
+    /// (virtual under the test kit).
+    pub fn now(&self) -> Duration {
+        Duration::from_nanos(self.shard.now_ns())
+    }
+
+    /// Stops this actor once the current message is handled. Messages still queued become
+    /// dead letters; [`Actor::stopped`] runs with [`StopReason::Normal`].
+    pub fn stop(&mut self) {
+        self.cell.request_stop(StopReason::Normal);
+    }
+
+    /// Spawns an actor on this shard. The actor need not be `Send`.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::ShardFull`] when the shard holds `max_actors` actors,
+    /// [`SpawnError::Shutdown`] during shutdown.
+    pub fn spawn<B: Actor>(&mut self, actor: B) -> Result<Addr<B>, SpawnError> {
+        spawn_local(self.shard, actor)
+    }
+
+    /// Spawns an actor on shard `shard`, built there by `factory` (so whatever it owns is created
+    /// on the thread that will use it). Returns its address at once; messages sent to it before
+    /// it is installed are kept and delivered in order.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::NoSuchShard`], [`SpawnError::ShardFull`], [`SpawnError::Shutdown`].
+    pub fn spawn_on<B, F>(&mut self, shard: usize, factory: F) -> Result<Addr<B>, SpawnError>
+    where
+        B: Actor,
+        F: FnOnce() -> B + Send + 'static,
+    {
+        let peers = &self.shard.peers;
+        let target = peers.get(shard).ok_or(SpawnError::NoSuchShard {
+            shard,
+            shards: peers.len(),
+        })?;
+        crate::runtime::spawn_remote(target, factory)
+    }
+
+    /// Sends `msg` to this actor itself after `delay` (bypassing the mailbox bound).
+    pub fn send_after(&mut self, delay: Duration, msg: A::Msg) -> TimerId {
+        let env = Vt::<A>::user(
+            self.cell.slot,
+            self.cell.generation,
+            self.shard.now_ns(),
+            msg,
+        );
+        TimerId(TimerIdKind::Once(
+            self.shard.add_timer(delay, TimerAction::Deliver(env)),
+        ))
+    }
+
+    /// Sends this actor the message made by `make` every `period`, until cancelled or the actor
+    /// stops.
+    pub fn interval(
+        &mut self,
+        period: Duration,
+        mut make: impl FnMut() -> A::Msg + 'static,
+    ) -> TimerId {
+        let (slot, generation) = (self.cell.slot, self.cell.generation);
+        let (index, gen_) = self.shard.add_interval(
+            slot,
+            generation,
+            period,
+            Box::new(move || Vt::<A>::user(slot, generation, 0, make())),
+        );
+        TimerId(TimerIdKind::Interval(index, gen_))
+    }
+
+    /// Cancels a timer; true if it had not fired yet (for an interval: if it was active).
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        match id.0 {
+            TimerIdKind::Once(key) => self.shard.cancel_timer(key),
+            TimerIdKind::Interval(index, generation) => {
+                self.shard.cancel_interval(index, generation)
+            }
+        }
+    }
+
+    /// Asks another actor without blocking: `make` builds the request around a [`Reply`];
+    /// when the reply (or an error: timeout, full mailbox, closed, dropped) arrives, `then`
+    /// turns it into a message for this actor, which is handled like any other.
+    ///
+    /// Nothing blocks: the shard keeps running while the ask is pending.
+    pub fn ask<B, T, F>(
+        &mut self,
+        to: &Addr<B>,
+        make: impl FnOnce(Reply<T>) -> B::Msg,
+        timeout: Duration,
+        then: F,
+    ) where
+        B: Actor,
+        T: Send + 'static,
+        F: FnOnce(Result<T, AskError>) -> A::Msg + Send + 'static,
+    {
+        let pending = Pending::<A, T, F> {
+            slot: self.cell.slot,
+            generation: self.cell.generation,
+            timeout,
+            then,
+            _types: PhantomData,
+        };
+        let (index, generation) = self.shard.add_ask(Box::new(pending), timeout);
+        let reply = Reply::for_actor(self.shard.shared.clone(), index, generation);
+        let msg = make(reply);
+        if let Err(e) = to.try_tell(msg) {
+            let err = match &e {
+                SendError::Full(_) => AskError::Full,
+                SendError::Closed(_) if self.shard.rt.is_stopping() => AskError::Shutdown,
+                SendError::Closed(_) => AskError::Closed,
+            };
+            // The request's `Reply` comes back dropped; the ask then completes with `err`.
+            self.shard.ask_send_failed(index, generation, err);
+            drop(e);
+        }
+    }
+}
+
+/// Spawns `actor` on the current shard (installed at once).
+pub(crate) fn spawn_local<B: Actor>(shard: &ShardLocal, actor: B) -> Result<Addr<B>, SpawnError> {
+    if shard.rt.is_stopping() || shard.is_stopping() {
+        return Err(SpawnError::Shutdown);
+    }
+    let (slot, generation) = shard
+        .shared
+        .table
+        .reserve()
+        .ok_or_else(|| crate::runtime::shard_full(&shard.shared))?;
+    shard.install(
+        slot,
+        generation,
+        Rc::new(ActorCell::new(slot, generation, actor)),
+    );
+    Ok(Addr::new(shard.shared.clone(), slot, generation))
+}
+
+/// Installs on `shard` (the current shard) the actor built by `factory` in a slot reserved for
+/// it. A panicking factory closes the slot: messages sent meanwhile become dead letters.
+pub(crate) fn install_remote<B, F>(shard: &ShardLocal, slot: u32, generation: u32, factory: F)
+where
+    B: Actor,
+    F: FnOnce() -> B,
+{
+    if shard.is_stopping() {
+        shard.abandon_reserved(slot);
+        return;
+    }
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(factory)) {
+        Ok(actor) => shard.install(
+            slot,
+            generation,
+            Rc::new(ActorCell::new(slot, generation, actor)),
+        ),
+        Err(_) => {
+            shard.shared.counters.bump_panics();
+            shard.abandon_reserved(slot);
+        }
+    }
+}

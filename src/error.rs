@@ -1,0 +1,147 @@
+//! Small error types, one per area: sending, asking, spawning.
+//!
+//! Every failed send hands the message back ([`SendError::Full`], [`SendError::Closed`]), so no
+//! message is ever lost without its sender being told.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Why a message could not be sent. The message is handed back to the caller.
+///
+/// # Examples
+///
+/// ```
+/// use coreactor::SendError;
+///
+/// let err: SendError<u32> = SendError::Full(7);
+/// assert!(err.is_full());
+/// assert_eq!(err.into_inner(), 7);
+/// ```
+#[must_use = "a failed send hands the message back; dropping it loses the message"]
+#[derive(PartialEq, Eq, Clone)]
+pub enum SendError<M> {
+    /// The receiver's mailbox holds `mailbox_capacity` user messages already (backpressure).
+    Full(M),
+    /// The receiver has stopped, never existed, or the runtime is shutting down.
+    Closed(M),
+}
+
+impl<M> SendError<M> {
+    /// Returns the message that could not be sent.
+    pub fn into_inner(self) -> M {
+        match self {
+            SendError::Full(m) | SendError::Closed(m) => m,
+        }
+    }
+
+    /// True if the mailbox was full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, SendError::Full(_))
+    }
+
+    /// True if the receiver is gone.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, SendError::Closed(_))
+    }
+}
+
+impl<M> fmt::Debug for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Full(_) => f.write_str("Full(..)"),
+            SendError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<M> fmt::Display for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Full(_) => f.write_str("the receiver's mailbox is full"),
+            SendError::Closed(_) => f.write_str("the receiver is stopped or does not exist"),
+        }
+    }
+}
+
+impl<M> std::error::Error for SendError<M> {}
+
+/// Why an `ask` got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AskError {
+    /// No reply arrived within the given timeout. A reply that arrives later is dropped and
+    /// counted in the runtime's `late_replies`, never delivered to another asker.
+    Timeout(Duration),
+    /// The request could not be delivered: the actor is stopped or does not exist.
+    Closed,
+    /// The actor's mailbox stayed full until the deadline (outside threads) or was full at the
+    /// time of the ask (inside an actor, which never waits).
+    Full,
+    /// The request was received but dropped without a reply: the handler dropped the
+    /// [`Reply`](crate::Reply), the actor stopped or panicked before answering, or the request
+    /// was discarded at shutdown.
+    Dropped,
+    /// The runtime is shut down.
+    Shutdown,
+    /// A blocking ask was made on a shard thread, where it would stall every actor of the shard
+    /// (and deadlock if the target lives there): use `Context::ask` or `Addr::ask_async`.
+    WouldBlock,
+}
+
+impl fmt::Display for AskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AskError::Timeout(d) => write!(f, "no reply within {d:?}"),
+            AskError::Closed => f.write_str("the actor is stopped or does not exist"),
+            AskError::Full => f.write_str("the actor's mailbox is full"),
+            AskError::Dropped => f.write_str("the request was dropped without a reply"),
+            AskError::Shutdown => f.write_str("the runtime is shut down"),
+            AskError::WouldBlock => {
+                f.write_str("a blocking ask on a shard thread; use Context::ask or ask_async")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AskError {}
+
+/// Why an actor could not be spawned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The shard index is not below the runtime's shard count.
+    NoSuchShard {
+        /// The requested shard.
+        shard: usize,
+        /// How many shards the runtime has.
+        shards: usize,
+    },
+    /// The shard already holds `max_actors` live actors.
+    ShardFull {
+        /// The shard that is full.
+        shard: usize,
+        /// Its configured `max_actors`.
+        max_actors: usize,
+    },
+    /// The runtime is shutting down or shut down.
+    Shutdown,
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpawnError::NoSuchShard { shard, shards } => {
+                write!(f, "no shard {shard}: the runtime has {shards} shards")
+            }
+            SpawnError::ShardFull { shard, max_actors } => {
+                write!(
+                    f,
+                    "shard {shard} already holds max_actors = {max_actors} actors"
+                )
+            }
+            SpawnError::Shutdown => f.write_str("the runtime is shut down"),
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {}

@@ -1,0 +1,31 @@
+#![doc = include_str!("../README.md")]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs, rust_2018_idioms)]
+
+pub(crate) mod sync;
+
+mod actor;
+pub mod config;
+mod error;
+mod mailbox;
+mod runtime;
+mod shard;
+pub mod stats;
+mod timer;
+
+pub use actor::{Actor, Addr, AskFuture, Context, Reply, StopReason, TimerId};
+pub use config::{Config, ConfigError, Placement};
+pub use error::{AskError, SendError, SpawnError};
+pub use runtime::{Builder, Runtime, ShardInfo, ShutdownError, StartError};
+pub use shard::{DeadLetter, DeadLetterReason};
+pub use stats::{ActorStats, ShardStats};
+
+/// Internals exposed to the loom models in `loom-tests/` only (`--cfg coreactor_loom`).
+#[cfg(coreactor_loom)]
+#[doc(hidden)]
+pub mod __loom {
+    pub use crate::mailbox::ring::{Consumer, Producer, ring};
+    pub use crate::shard::doorbell::{Doorbell, INJECT, SLEEPING, Wake, peer_bit};
+    pub use crate::shard::wakefd::LoomWake;
+}

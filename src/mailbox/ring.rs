@@ -1,0 +1,823 @@
+//! Bounded lock-free single-producer single-consumer ring with batched publication.
+//!
+//! One ring carries messages from one shard (the producer) to another (the consumer).
+//! [`ring`] returns the two endpoints; each is `Send` (when `T: Send`) but not `Sync`, and every
+//! method that moves an index takes `&mut self`, so the type system guarantees one producer
+//! thread and one consumer thread at a time.
+//!
+//! # Layout
+//!
+//! ```text
+//!  Producer (private)              Shared (Arc)                     Consumer (private)
+//!  ┌───────────────────┐  ┌────────────────────────────────┐  ┌───────────────────┐
+//!  │ tail              │  │ CachePadded { head, alive }    │  │ head              │
+//!  │ published         │  │   written by the consumer only │  │ released          │
+//!  │ head_cache        │  │ CachePadded { tail }           │  │ tail_cache        │
+//!  └───────────────────┘  │   written by the producer only │  └───────────────────┘
+//!                         │ slots: [UnsafeCell<MaybeUninit<T>>; capacity], mask  │
+//!                         └────────────────────────────────┘
+//! ```
+//!
+//! Indices are positions in an unbounded sequence, stored as `usize` and compared with wrapping
+//! arithmetic; position `p` lives in slot `p & mask`. Because the capacity is a power of two it
+//! divides `2^usize::BITS`, so the mapping stays correct when a position wraps past `usize::MAX`.
+//!
+//! # Protocol
+//!
+//! Each shared index has exactly one writer; the other side only loads it.
+//!
+//! 1. [`Producer::try_push`] writes the value into the slot of its private `tail` and advances
+//!    `tail`. It does not publish. It checks for space against `head_cache`, a past value of the
+//!    shared head, and reloads the shared head (Acquire) only when the cache says the ring is full.
+//! 2. [`Producer::publish`] stores the private `tail` into the shared tail with one Release store,
+//!    making every slot written since the previous publication visible at once. A batch of pushes
+//!    therefore costs one cache-line transfer, not one per message.
+//! 3. [`Consumer::pop`] moves the value out of the slot of its private `head` and advances `head`.
+//!    It checks for items against `tail_cache`, a past value of the shared tail, and reloads the
+//!    shared tail (Acquire) only when the cache is exhausted. It does not publish its head.
+//! 4. [`Consumer::release`] stores the private `head` into the shared head with one Release
+//!    store, handing every slot popped since the previous release back to the producer.
+//!
+//! # Invariants
+//!
+//! Writing `H` for the shared head, `h` for the consumer's private head, `Tp` for the shared
+//! (published) tail and `t` for the producer's private tail, with distances taken modulo
+//! `2^usize::BITS`, the positions always satisfy `H <= h <= Tp <= t <= H + capacity`, and:
+//!
+//! - `[h, Tp)`: initialised, published, owned by the consumer (it may read them after its Acquire
+//!   load of the tail that covers them);
+//! - `[Tp, t)`: initialised, not yet published, owned by the producer;
+//! - `[t, H + capacity)`: uninitialised, owned by the producer (free space it may write);
+//! - `[H, h)`: already moved out, uninitialised, still owned by the consumer until it releases.
+//!
+//! `head_cache <= H` and `tail_cache <= Tp` hold because each cache is a value its index had
+//! earlier and indices only grow; so a stale cache can only under-report space or items, never
+//! hand out a slot the other side still owns.
+//!
+//! # Drop
+//!
+//! The slots can hold initialised values that neither endpoint will pop. Whichever endpoint drops
+//! last frees them, through the `Drop` of the shared part, which runs when the last `Arc` goes:
+//!
+//! - Dropping the [`Producer`] first publishes its unpublished writes (step 2). The private
+//!   `tail` is visible to nobody else, so without this the last endpoint could not know those
+//!   slots are initialised. A still-alive consumer therefore also receives them.
+//! - Dropping the [`Consumer`] first releases its head (step 4), so that slots it already popped
+//!   are not dropped a second time, and then clears the `alive` flag read by
+//!   [`Producer::is_consumer_alive`].
+//! - The last `Arc` drop synchronises with every earlier one, so the shared part sees both final
+//!   positions and drops each value in `[H, Tp)` exactly once.
+//!
+//! If a value's destructor panics during that clean-up, the values after it are leaked (never
+//! dropped twice).
+//!
+//! # Deliberate bug for the loom models
+//!
+//! Under `--cfg coreactor_loom_bug="ring"`, [`Producer::publish`] stores the tail with
+//! `Relaxed` instead of `Release`. The consumer can then observe the new tail without the slot
+//! writes it covers happening before its reads; the loom model `publish_relaxed_is_caught` in
+//! `loom-tests/ring.rs` must report that as a causality violation on the slot's `UnsafeCell`.
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::{self, MaybeUninit};
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::sync::{Arc, UnsafeCell};
+
+/// Ordering of the tail store in [`Producer::publish`]: `Release`, or `Relaxed` under the
+/// deliberate loom bug (see the module docs).
+const PUBLISH_ORDERING: Ordering = if cfg!(coreactor_loom_bug = "ring") {
+    Ordering::Relaxed
+} else {
+    Ordering::Release
+};
+
+/// Creates a ring that holds up to `capacity` values and returns its two endpoints.
+///
+/// # Panics
+///
+/// Panics if `capacity` is not a power of two or is smaller than 2. Callers validate the
+/// configured capacity before they get here, so this is a programming error.
+#[must_use]
+pub fn ring<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
+    ring_starting_at(capacity, 0)
+}
+
+/// [`ring`] with both indices starting at `start` (lets tests cross `usize::MAX`).
+fn ring_starting_at<T>(capacity: usize, start: usize) -> (Producer<T>, Consumer<T>) {
+    assert!(
+        capacity >= 2 && capacity.is_power_of_two(),
+        "ring capacity must be a power of two >= 2, got {capacity}"
+    );
+    let slots = (0..capacity)
+        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+        .collect();
+    let shared = Arc::new(Shared {
+        consumer: CachePadded::new(ConsumerShared {
+            head: AtomicUsize::new(start),
+            alive: AtomicBool::new(true),
+        }),
+        producer: CachePadded::new(ProducerShared {
+            tail: AtomicUsize::new(start),
+        }),
+        slots,
+        mask: capacity - 1,
+    });
+    let producer = Producer {
+        shared: Arc::clone(&shared),
+        tail: start,
+        published: start,
+        head_cache: start,
+        _not_sync: PhantomData,
+    };
+    let consumer = Consumer {
+        shared,
+        head: start,
+        released: start,
+        tail_cache: start,
+        _not_sync: PhantomData,
+    };
+    (producer, consumer)
+}
+
+/// Fields only the consumer writes; the producer reads them.
+struct ConsumerShared {
+    /// Released head: every position below it is free for the producer.
+    head: AtomicUsize,
+    /// `false` once the [`Consumer`] was dropped.
+    alive: AtomicBool,
+}
+
+/// Fields only the producer writes; the consumer reads them.
+struct ProducerShared {
+    /// Published tail: every position below it (and at or above the head) holds a value.
+    tail: AtomicUsize,
+}
+
+/// The part both endpoints reach through an `Arc`.
+struct Shared<T> {
+    /// Consumer-written line.
+    consumer: CachePadded<ConsumerShared>,
+    /// Producer-written line.
+    producer: CachePadded<ProducerShared>,
+    /// `capacity` slots; which are initialised is given by the invariants in the module docs.
+    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    /// `capacity - 1`.
+    mask: usize,
+}
+
+impl<T> Shared<T> {
+    /// The slot that holds position `pos`.
+    #[inline]
+    fn slot(&self, pos: usize) -> &UnsafeCell<MaybeUninit<T>> {
+        &self.slots[pos & self.mask]
+    }
+}
+
+impl<T> Drop for Shared<T> {
+    fn drop(&mut self) {
+        // Relaxed: both endpoints stored their final position (`Producer::drop` publishes,
+        // `Consumer::drop` releases) before dropping their `Arc`, and the last `Arc` drop
+        // synchronises with every earlier one (Release decrement, Acquire on the last), so these
+        // loads see the final values and the slot writes behind them.
+        let head = self.consumer.head.load(Ordering::Relaxed);
+        let tail = self.producer.tail.load(Ordering::Relaxed);
+        if !mem::needs_drop::<T>() {
+            return;
+        }
+        let mut pos = head;
+        while pos != tail {
+            self.slot(pos).with_mut(|slot| {
+                // SAFETY: `[head, tail)` is exactly the set of positions written and not moved
+                // out (module invariants with both endpoints gone: `h == H`, `t == Tp`), and
+                // this `&mut self` drop is the only access left, so the slot is initialised and
+                // dropped here once.
+                unsafe { (*slot).assume_init_drop() }
+            });
+            pos = pos.wrapping_add(1);
+        }
+    }
+}
+
+/// The sending end of a ring. See the [module docs](self) for the protocol.
+///
+/// `Send` when `T: Send`; not `Sync`: all methods that move the tail take `&mut self`.
+pub struct Producer<T> {
+    /// State shared with the consumer.
+    shared: Arc<Shared<T>>,
+    /// Next position to write (private tail).
+    tail: usize,
+    /// Last tail value stored into the shared tail.
+    published: usize,
+    /// A past value of the shared head; never ahead of it.
+    head_cache: usize,
+    /// Makes the endpoint `!Sync` by construction.
+    _not_sync: PhantomData<core::cell::Cell<()>>,
+}
+
+// SAFETY: a `Producer` only touches the slots the protocol gives to the producer (free and
+// unpublished positions) and the producer-written atomics, whichever thread it runs on; the
+// consumer's side of the same `Shared` is reached only through the single `Consumer`. Moving it
+// to another thread moves `T` values across threads, hence `T: Send`.
+unsafe impl<T: Send> Send for Producer<T> {}
+
+impl<T> Producer<T> {
+    /// Writes `value` into the next free slot without publishing it.
+    ///
+    /// The value becomes visible to the consumer at the next [`publish`](Self::publish). Checks
+    /// for space against the cached head and reloads the shared head only when the cache says
+    /// the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// Returns `Err(value)` when the ring is full: the consumer has not released enough slots.
+    #[inline]
+    pub fn try_push(&mut self, value: T) -> Result<(), T> {
+        let capacity = self.capacity();
+        if self.tail.wrapping_sub(self.head_cache) == capacity {
+            // Acquire: pairs with the Release store of the head in `Consumer::release`, so the
+            // consumer's reads out of the released slots happen before we overwrite them.
+            self.head_cache = self.shared.consumer.head.load(Ordering::Acquire);
+            if self.tail.wrapping_sub(self.head_cache) == capacity {
+                return Err(value);
+            }
+        }
+        self.shared.slot(self.tail).with_mut(|slot| {
+            // SAFETY: `tail - head_cache < capacity` and `head_cache <= H`, so position `tail`
+            // is in `[t, H + capacity)`: free space owned by the producer. The consumer's last
+            // read of this slot (if any) happens before the Acquire load that produced
+            // `head_cache`, and it will not touch the slot again until it is published. Writing
+            // a `MaybeUninit` never drops the previous (moved-out) contents.
+            unsafe { slot.write(MaybeUninit::new(value)) }
+        });
+        self.tail = self.tail.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Makes every value pushed since the last publication visible to the consumer.
+    ///
+    /// Does one store to the shared tail if there are unpublished values and nothing otherwise.
+    /// Returns `true` iff it published something.
+    #[inline]
+    pub fn publish(&mut self) -> bool {
+        if self.tail == self.published {
+            return false;
+        }
+        // Release: pairs with the Acquire load of the tail in `Consumer::pop` / `is_empty`, so
+        // the slot writes of `try_push` happen before the consumer reads them. (`Relaxed` under
+        // the deliberate loom bug, see the module docs.)
+        self.shared.producer.tail.store(self.tail, PUBLISH_ORDERING);
+        self.published = self.tail;
+        true
+    }
+
+    /// Number of values pushed but not yet published.
+    #[inline]
+    #[must_use]
+    pub fn unpublished(&self) -> usize {
+        self.tail.wrapping_sub(self.published)
+    }
+
+    /// Maximum number of values the ring holds.
+    #[inline]
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.shared.mask + 1
+    }
+
+    /// Returns `false` once the [`Consumer`] has been dropped.
+    ///
+    /// A hint for shutdown: values pushed after it turned `false` are only dropped, never
+    /// received.
+    #[inline]
+    #[must_use]
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests and the loom models
+    pub fn is_consumer_alive(&self) -> bool {
+        // Relaxed: a liveness hint; no memory is reached through this flag (the slots freed by
+        // the consumer's drop are synchronised by the `Arc`, see `Shared::drop`).
+        self.shared.consumer.alive.load(Ordering::Relaxed)
+    }
+}
+
+impl<T> Drop for Producer<T> {
+    fn drop(&mut self) {
+        // Publish pending writes: the private tail is invisible to the consumer and to
+        // `Shared::drop`, which must know these slots are initialised (module docs, Drop).
+        self.publish();
+    }
+}
+
+impl<T> fmt::Debug for Producer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("capacity", &self.capacity())
+            .field("tail", &self.tail)
+            .field("published", &self.published)
+            .field("head_cache", &self.head_cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The receiving end of a ring. See the [module docs](self) for the protocol.
+///
+/// `Send` when `T: Send`; not `Sync`: all methods that move the head take `&mut self`.
+pub struct Consumer<T> {
+    /// State shared with the producer.
+    shared: Arc<Shared<T>>,
+    /// Next position to read (private head).
+    head: usize,
+    /// Last head value stored into the shared head.
+    released: usize,
+    /// A past value of the shared tail; never ahead of it.
+    tail_cache: usize,
+    /// Makes the endpoint `!Sync` by construction.
+    _not_sync: PhantomData<core::cell::Cell<()>>,
+}
+
+// SAFETY: a `Consumer` only touches the slots the protocol gives to the consumer (published,
+// unpopped positions) and the consumer-written atomics, whichever thread it runs on; the
+// producer's side of the same `Shared` is reached only through the single `Producer`. Moving it
+// to another thread moves `T` values across threads, hence `T: Send`.
+unsafe impl<T: Send> Send for Consumer<T> {}
+
+impl<T> Consumer<T> {
+    /// Takes the oldest published value, or returns `None` if there is none.
+    ///
+    /// Reads from the cached tail and reloads the shared tail only when the cache is exhausted.
+    /// The slot is not handed back to the producer until [`release`](Self::release).
+    #[inline]
+    pub fn pop(&mut self) -> Option<T> {
+        if self.head == self.tail_cache && !self.reload_tail() {
+            return None;
+        }
+        let value = self.shared.slot(self.head).with(|slot| {
+            // SAFETY: `head < tail_cache <= Tp`, so position `head` is in `[h, Tp)`: initialised
+            // and published, and the Acquire load that produced `tail_cache` makes its write
+            // happen before this read. The producer will not write it again before we release
+            // it, and `head` is advanced right after, so the value is moved out only once.
+            unsafe { slot.read().assume_init() }
+        });
+        self.head = self.head.wrapping_add(1);
+        Some(value)
+    }
+
+    /// Hands every slot popped since the last release back to the producer.
+    ///
+    /// Does one store to the shared head if anything was popped and nothing otherwise.
+    #[inline]
+    pub fn release(&mut self) {
+        if self.head != self.released {
+            // Release: pairs with the Acquire load of the head in `Producer::try_push`, so our
+            // reads out of these slots happen before the producer overwrites them.
+            self.shared
+                .consumer
+                .head
+                .store(self.head, Ordering::Release);
+            self.released = self.head;
+        }
+    }
+
+    /// Pops up to `max` values into `f`, then releases once. Returns how many were popped.
+    ///
+    /// If `f` panics, the values already popped stay popped and are released when the consumer
+    /// is dropped or released next.
+    #[inline]
+    pub fn drain(&mut self, max: usize, mut f: impl FnMut(T)) -> usize {
+        let mut count = 0;
+        while count < max {
+            let Some(value) = self.pop() else { break };
+            count += 1;
+            f(value);
+        }
+        self.release();
+        count
+    }
+
+    /// Returns `true` if no published value is visible.
+    ///
+    /// When the cached tail shows nothing left, reloads the shared tail (Acquire) before
+    /// answering, so a value published before this call is seen.
+    #[inline]
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests and the loom models
+    pub fn is_empty(&mut self) -> bool {
+        self.head == self.tail_cache && !self.reload_tail()
+    }
+
+    /// Number of published values not yet popped, as of a relaxed read of the shared tail.
+    ///
+    /// The ring's capacity.
+    #[inline]
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.shared.mask + 1
+    }
+
+    /// Only a hint: the producer may publish more at any moment.
+    #[inline]
+    #[must_use]
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests and the loom models
+    pub fn len_hint(&self) -> usize {
+        // Relaxed: only a count; no slot is read on the strength of this load. Coherence keeps
+        // it no older than the tail we acquired earlier, so it is never behind `head`.
+        let tail = self.shared.producer.tail.load(Ordering::Relaxed);
+        tail.wrapping_sub(self.head)
+    }
+
+    /// Reloads the shared tail into the cache; returns `true` if it shows new values.
+    #[inline]
+    fn reload_tail(&mut self) -> bool {
+        // Acquire: pairs with the Release store of the tail in `Producer::publish`, so the slot
+        // writes it covers happen before our reads of them.
+        self.tail_cache = self.shared.producer.tail.load(Ordering::Acquire);
+        self.head != self.tail_cache
+    }
+}
+
+impl<T> Drop for Consumer<T> {
+    fn drop(&mut self) {
+        // Release what was popped, so `Shared::drop` does not drop those slots again.
+        self.release();
+        // Relaxed: a liveness hint (see `Producer::is_consumer_alive`).
+        self.shared.consumer.alive.store(false, Ordering::Relaxed);
+    }
+}
+
+impl<T> fmt::Debug for Consumer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("capacity", &(self.shared.mask + 1))
+            .field("head", &self.head)
+            .field("released", &self.released)
+            .field("tail_cache", &self.tail_cache)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(coreactor_loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::thread;
+    use std::time::{Duration, Instant};
+
+    /// Upper bound on any wait in these tests; reaching it means a lost message or a deadlock.
+    const DEADLINE: Duration = Duration::from_secs(60);
+
+    /// Counts its drops in a shared counter.
+    #[derive(Debug)]
+    struct DropCounter {
+        drops: Arc<AtomicUsize>,
+    }
+
+    impl Drop for DropCounter {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn counter(drops: &Arc<AtomicUsize>) -> DropCounter {
+        DropCounter {
+            drops: Arc::clone(drops),
+        }
+    }
+
+    #[test]
+    fn smoke() {
+        let (mut tx, mut rx) = ring(4);
+        assert_eq!(rx.pop(), None);
+        tx.try_push(7).unwrap();
+        assert!(tx.publish());
+        assert_eq!(rx.pop(), Some(7));
+        assert_eq!(rx.pop(), None);
+        rx.release();
+        assert!(rx.is_empty());
+    }
+
+    #[test]
+    fn len() {
+        let (mut tx, mut rx) = ring(8);
+        assert_eq!(rx.len_hint(), 0);
+        for i in 0..8 {
+            tx.try_push(i).unwrap();
+            assert_eq!(tx.unpublished(), i + 1);
+            assert_eq!(rx.len_hint(), 0, "unpublished values are not counted");
+        }
+        tx.publish();
+        assert_eq!(tx.unpublished(), 0);
+        for i in 0..8 {
+            assert_eq!(rx.len_hint(), 8 - i);
+            assert_eq!(rx.pop(), Some(i));
+        }
+        assert_eq!(rx.len_hint(), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "power of two")]
+    fn capacity_must_be_power_of_two() {
+        let _ = ring::<u8>(6);
+    }
+
+    #[test]
+    fn capacity_bounds() {
+        for bad in [0, 1, 3, 12] {
+            assert!(
+                std::panic::catch_unwind(|| ring::<u8>(bad)).is_err(),
+                "{bad}"
+            );
+        }
+        let (tx, _rx) = ring::<u8>(2);
+        assert_eq!(tx.capacity(), 2);
+        let (tx, _rx) = ring::<u8>(1024);
+        assert_eq!(tx.capacity(), 1024);
+    }
+
+    #[test]
+    fn full_returns_value() {
+        let (mut tx, mut rx) = ring(4);
+        for i in 0..4 {
+            tx.try_push(i).unwrap();
+        }
+        assert_eq!(tx.try_push(4), Err(4));
+        tx.publish();
+        assert_eq!(tx.try_push(5), Err(5));
+        assert_eq!(rx.pop(), Some(0));
+        rx.release();
+        tx.try_push(6).unwrap();
+        assert_eq!(tx.try_push(7), Err(7));
+    }
+
+    #[test]
+    fn wrap_around() {
+        let (mut tx, mut rx) = ring(4);
+        let mut next_in = 0_u64;
+        let mut next_out = 0_u64;
+        for cycle in 0..1_000_u64 {
+            // Vary the batch size so the indices cross the slot boundary at every offset.
+            let batch = cycle % 4 + 1;
+            for _ in 0..batch {
+                tx.try_push(next_in).unwrap();
+                next_in += 1;
+            }
+            tx.publish();
+            let popped = rx.drain(usize::MAX, |v| {
+                assert_eq!(v, next_out);
+                next_out += 1;
+            });
+            assert_eq!(popped as u64, batch);
+        }
+        assert_eq!(next_out, next_in);
+    }
+
+    #[test]
+    fn index_wraps_at_usize_max() {
+        let (mut tx, mut rx) = ring_starting_at(4, usize::MAX - 5);
+        for i in 0..40 {
+            tx.try_push(i).unwrap();
+            tx.try_push(i + 1000).unwrap();
+            tx.publish();
+            assert_eq!(rx.len_hint(), 2);
+            assert_eq!(rx.pop(), Some(i));
+            assert_eq!(rx.pop(), Some(i + 1000));
+            rx.release();
+        }
+        assert!(rx.is_empty());
+    }
+
+    #[test]
+    fn unpublished_is_invisible() {
+        let (mut tx, mut rx) = ring(4);
+        tx.try_push(1).unwrap();
+        tx.try_push(2).unwrap();
+        assert!(rx.is_empty());
+        assert_eq!(rx.pop(), None);
+        assert_eq!(tx.unpublished(), 2);
+        assert!(tx.publish());
+        assert!(!tx.publish(), "nothing left to publish");
+        tx.try_push(3).unwrap();
+        assert_eq!(rx.pop(), Some(1));
+        assert_eq!(rx.pop(), Some(2));
+        assert_eq!(rx.pop(), None, "3 is not published yet");
+        tx.publish();
+        assert_eq!(rx.pop(), Some(3));
+    }
+
+    #[test]
+    fn release_batches() {
+        let (mut tx, mut rx) = ring(2);
+        tx.try_push(1).unwrap();
+        tx.try_push(2).unwrap();
+        tx.publish();
+        assert_eq!(rx.pop(), Some(1));
+        assert_eq!(rx.pop(), Some(2));
+        assert_eq!(
+            tx.try_push(3),
+            Err(3),
+            "popped slots are not free before release"
+        );
+        rx.release();
+        tx.try_push(3).unwrap();
+        tx.try_push(4).unwrap();
+        assert_eq!(tx.try_push(5), Err(5));
+        tx.publish();
+        assert_eq!(rx.drain(1, |v| assert_eq!(v, 3)), 1);
+        tx.try_push(5).unwrap();
+    }
+
+    #[test]
+    fn drain_respects_max() {
+        let (mut tx, mut rx) = ring(8);
+        for i in 0..6 {
+            tx.try_push(i).unwrap();
+        }
+        tx.publish();
+        let mut seen = Vec::new();
+        assert_eq!(rx.drain(4, |v| seen.push(v)), 4);
+        assert_eq!(rx.drain(0, |v| seen.push(v)), 0);
+        assert_eq!(rx.drain(usize::MAX, |v| seen.push(v)), 2);
+        assert_eq!(seen, [0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn spsc() {
+        const COUNT: u64 = 1_000_000;
+        const BATCH: usize = 16;
+        let (mut tx, mut rx) = ring::<u64>(64);
+        let start = Instant::now();
+
+        let producer = thread::Builder::new()
+            .name("ring-spsc-producer".into())
+            .spawn(move || {
+                let mut next = 0;
+                while next < COUNT {
+                    match tx.try_push(next) {
+                        Ok(()) => {
+                            next += 1;
+                            if tx.unpublished() == BATCH {
+                                tx.publish();
+                            }
+                        }
+                        Err(_) => {
+                            tx.publish();
+                            assert!(start.elapsed() < DEADLINE, "producer stalled at {next}");
+                            thread::yield_now();
+                        }
+                    }
+                }
+                tx.publish();
+            })
+            .unwrap();
+
+        let mut expected = 0;
+        while expected < COUNT {
+            let popped = rx.drain(BATCH * 2, |v| {
+                assert_eq!(v, expected, "FIFO order, every value exactly once");
+                expected += 1;
+            });
+            if popped == 0 {
+                assert!(start.elapsed() < DEADLINE, "consumer stalled at {expected}");
+                thread::yield_now();
+            }
+        }
+        producer.join().unwrap();
+        assert!(rx.is_empty());
+    }
+
+    #[test]
+    fn destructors() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (mut tx, mut rx) = ring(8);
+        for _ in 0..6 {
+            tx.try_push(counter(&drops)).unwrap();
+        }
+        tx.publish();
+        // Popped and released: dropped by us.
+        drop(rx.pop().unwrap());
+        rx.release();
+        // Popped, not released: dropped by us, must not be dropped again by the ring.
+        drop(rx.pop().unwrap());
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
+        // Pushed after wrap-around of the free space: still one drop each.
+        tx.try_push(counter(&drops)).unwrap();
+        tx.publish();
+        drop(rx);
+        assert_eq!(drops.load(Ordering::Relaxed), 2, "producer still alive");
+        assert!(!tx.is_consumer_alive());
+        drop(tx);
+        assert_eq!(drops.load(Ordering::Relaxed), 7);
+    }
+
+    #[test]
+    fn drop_with_unpublished() {
+        for consumer_first in [false, true] {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let (mut tx, mut rx) = ring(4);
+            tx.try_push(counter(&drops)).unwrap();
+            tx.publish();
+            tx.try_push(counter(&drops)).unwrap();
+            tx.try_push(counter(&drops)).unwrap();
+            assert_eq!(tx.unpublished(), 2);
+            drop(rx.pop().unwrap());
+            if consumer_first {
+                drop(rx);
+                drop(tx);
+            } else {
+                drop(tx);
+                drop(rx);
+            }
+            assert_eq!(
+                drops.load(Ordering::Relaxed),
+                3,
+                "consumer_first={consumer_first}"
+            );
+        }
+    }
+
+    #[test]
+    fn producer_drop_publishes() {
+        let (mut tx, mut rx) = ring(4);
+        tx.try_push(1).unwrap();
+        tx.try_push(2).unwrap();
+        drop(tx);
+        assert_eq!(rx.pop(), Some(1));
+        assert_eq!(rx.pop(), Some(2));
+        assert_eq!(rx.pop(), None);
+    }
+
+    #[test]
+    fn destructors_across_threads() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (mut tx, mut rx) = ring(4);
+        let handle = {
+            let drops = Arc::clone(&drops);
+            thread::Builder::new()
+                .spawn(move || {
+                    for _ in 0..3 {
+                        tx.try_push(counter(&drops)).unwrap();
+                    }
+                    tx.publish();
+                    tx
+                })
+                .unwrap()
+        };
+        let tx = handle.join().unwrap();
+        drop(rx.pop().unwrap());
+        let consumer = thread::Builder::new().spawn(move || drop(rx)).unwrap();
+        consumer.join().unwrap();
+        drop(tx);
+        assert_eq!(drops.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn zero_sized_types() {
+        let (mut tx, mut rx) = ring::<()>(4);
+        for _ in 0..4 {
+            tx.try_push(()).unwrap();
+        }
+        assert_eq!(tx.try_push(()), Err(()));
+        tx.publish();
+        assert_eq!(rx.len_hint(), 4);
+        assert_eq!(rx.drain(usize::MAX, |()| {}), 4);
+        assert!(rx.is_empty());
+        tx.try_push(()).unwrap();
+        tx.publish();
+        assert_eq!(rx.pop(), Some(()));
+    }
+
+    #[test]
+    fn endpoints_are_send() {
+        fn assert_send<S: Send>() {}
+        assert_send::<Producer<String>>();
+        assert_send::<Consumer<String>>();
+    }
+
+    #[test]
+    fn cache_padded_groups_on_separate_lines() {
+        const LINE: usize = 64;
+        let consumer = mem::offset_of!(Shared<u64>, consumer);
+        let producer = mem::offset_of!(Shared<u64>, producer);
+        assert!(
+            consumer.abs_diff(producer) >= LINE,
+            "{consumer} vs {producer}"
+        );
+        assert_eq!(consumer % LINE, 0);
+        assert_eq!(producer % LINE, 0);
+        // Neither group's lines hold anything else: the other group or the read-only fields.
+        let group = mem::size_of::<CachePadded<ConsumerShared>>();
+        assert_eq!(group, mem::size_of::<CachePadded<ProducerShared>>());
+        assert!(group >= LINE);
+        assert!(consumer.abs_diff(producer) >= group, "groups overlap");
+        for other in [
+            mem::offset_of!(Shared<u64>, slots),
+            mem::offset_of!(Shared<u64>, mask),
+        ] {
+            for start in [consumer, producer] {
+                assert!(
+                    other < start || other >= start + group,
+                    "{other} inside {start}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,617 @@
+//! The runtime: builds the shards from a [`Config`], starts one pinned thread per shard, spawns
+//! actors, reports placement and statistics, and shuts everything down.
+
+use crate::actor::install_remote;
+use crate::actor::{Actor, Addr};
+use crate::config::{Config, ConfigError, Placement, ResolvedShard, ShardOverride};
+use crate::error::SpawnError;
+use crate::mailbox::ring::{Consumer, Producer, ring};
+use crate::shard::{
+    Clock, CurrentGuard, DeadLetter, Envelope, RUNNING, RtShared, STOPPED, STOPPING, ShardLocal,
+    ShardParams, ShardShared, ThreadFacts, Waker, route,
+};
+use crate::stats::ShardStats;
+use crate::sync::Arc;
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::fmt;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Why a runtime could not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration is invalid; the error names the field.
+    Config(ConfigError),
+    /// The OS refused a resource (thread, epoll, eventfd).
+    Io(std::io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "invalid configuration: {e}"),
+            StartError::Io(e) => write!(f, "could not start a shard: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Config(e) => Some(e),
+            StartError::Io(e) => Some(e),
+        }
+    }
+}
+
+impl From<ConfigError> for StartError {
+    fn from(e: ConfigError) -> Self {
+        StartError::Config(e)
+    }
+}
+
+impl From<std::io::Error> for StartError {
+    fn from(e: std::io::Error) -> Self {
+        StartError::Io(e)
+    }
+}
+
+/// Why a shutdown did not finish cleanly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ShutdownError {
+    /// These shards did not finish within the shutdown timeout (an actor blocked in a handler
+    /// or hook); their threads are left running detached.
+    Timeout {
+        /// The shards still running.
+        stuck: Vec<usize>,
+    },
+    /// A shard thread panicked outside any actor (a bug in coreactor).
+    ShardPanicked {
+        /// The shard.
+        shard: usize,
+    },
+}
+
+impl fmt::Display for ShutdownError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShutdownError::Timeout { stuck } => {
+                write!(
+                    f,
+                    "shards {stuck:?} did not stop within the shutdown timeout"
+                )
+            }
+            ShutdownError::ShardPanicked { shard } => write!(f, "shard {shard} panicked"),
+        }
+    }
+}
+
+impl std::error::Error for ShutdownError {}
+
+/// Where a shard runs, as reported by [`Runtime::shard_info`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardInfo {
+    /// The shard index.
+    pub shard: usize,
+    /// The shard thread's name (`coreactor-shard-N`).
+    pub thread_name: String,
+    /// The shard thread's id.
+    pub thread_id: std::thread::ThreadId,
+    /// The CPU the shard is pinned to, `None` if unpinned.
+    pub cpu: Option<usize>,
+    /// Why the requested pinning did not happen, if it did not.
+    pub pin_warning: Option<String>,
+}
+
+/// Builds a [`Runtime`]: every knob of [`Config`] as a chainable setter, ending in
+/// [`build`](Self::build). Setters change the defaults of every shard; use
+/// [`shard_override`](Self::shard_override) for one shard.
+///
+/// # Examples
+///
+/// ```
+/// use coreactor::Runtime;
+/// use std::time::Duration;
+///
+/// let rt = Runtime::builder()
+///     .shards(2)
+///     .ring_capacity(256)
+///     .batch_budget(32)
+///     .spin_before_park(Duration::from_micros(20))
+///     .build()
+///     .unwrap();
+/// assert_eq!(rt.shard_count(), 2);
+/// ```
+#[must_use = "a builder does nothing until build() is called"]
+pub struct Builder {
+    config: Config,
+    hook: Option<crate::shard::DeadLetterHook>,
+}
+
+macro_rules! shard_setters {
+    ($( $(#[$doc:meta])* $name:ident : $ty:ty => $($path:ident).+ ),* $(,)?) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, value: $ty) -> Self {
+                self.config.shard.$($path).+ = value;
+                self
+            }
+        )*
+    };
+}
+
+impl Builder {
+    /// Uses `config` as the starting point (replacing everything set so far).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Number of shards (default: one per available CPU).
+    pub fn shards(mut self, n: usize) -> Self {
+        self.config.shards = Some(n);
+        self
+    }
+
+    /// How shards are pinned to CPUs (default: [`Placement::Spread`]).
+    pub fn placement(mut self, placement: Placement) -> Self {
+        self.config.placement = placement;
+        self
+    }
+
+    /// How long [`Runtime::shutdown`] waits for the shards (default 5 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Overrides knobs for one shard only.
+    pub fn shard_override(mut self, shard: usize, patch: ShardOverride) -> Self {
+        self.config.overrides.insert(shard, patch);
+        self
+    }
+
+    shard_setters! {
+        /// Capacity of each SPSC ring between two shards (power of two; default 1024).
+        ring_capacity: usize => ring_capacity,
+        /// Per-actor bound on queued user messages (default 4096).
+        mailbox_capacity: usize => mailbox_capacity,
+        /// Messages one actor may handle per turn before the others run (default 64).
+        batch_budget: usize => batch_budget,
+        /// How long an idle shard spins before parking (default 50 µs).
+        spin_before_park: Duration => spin_before_park,
+        /// Resolution of the timer wheel (default 1 ms).
+        timer_tick: Duration => timer_tick,
+        /// I/O events taken per `epoll_wait` (default 256).
+        io_events: usize => io_events,
+        /// Live actors per shard (default 65536).
+        max_actors: usize => max_actors,
+        /// Whether idle shards may steal migratable work (default true).
+        may_steal: bool => steal.may_steal,
+        /// Whether other shards may steal from this one (default true).
+        may_be_stolen: bool => steal.may_be_stolen,
+        /// Ready backlog above which a shard offers work to thieves (default 64).
+        steal_backlog_threshold: usize => steal.backlog_threshold,
+        /// Actors moved per steal (default 8).
+        steal_batch: usize => steal.batch,
+        /// How long an idle shard looks for work to steal before parking (default 20 µs).
+        search_before_park: Duration => steal.search_before_park,
+    }
+
+    /// Applies `COREACTOR_*` environment overrides on top of what is set so far.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the variable that is unknown or unparsable.
+    pub fn from_env(mut self) -> Result<Self, ConfigError> {
+        self.config = self.config.apply_env()?;
+        Ok(self)
+    }
+
+    /// Calls `hook` for every dead letter (a message accepted for an actor that stopped before
+    /// handling it, or queued at shutdown). The hook runs on whichever thread discards the
+    /// message; keep it short and non-blocking.
+    pub fn on_dead_letter(mut self, hook: impl Fn(&DeadLetter) + Send + Sync + 'static) -> Self {
+        self.hook = Some(Box::new(hook));
+        self
+    }
+
+    /// Validates the configuration and starts the shards.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::Config`] naming the invalid field, or [`StartError::Io`] if the OS refused
+    /// a thread, an epoll instance or an eventfd.
+    pub fn build(self) -> Result<Runtime, StartError> {
+        Runtime::start(self.config, self.hook)
+    }
+}
+
+/// A running set of shards.
+///
+/// Dropping a runtime shuts it down (like [`shutdown`](Self::shutdown), ignoring the result).
+pub struct Runtime {
+    shards: Box<[Arc<ShardShared>]>,
+    rt: Arc<RtShared>,
+    threads: Vec<Option<std::thread::JoinHandle<()>>>,
+    next: AtomicUsize,
+    shutdown_timeout: Duration,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("shards", &self.shards.len())
+            .finish_non_exhaustive()
+    }
+}
+
+static PIN_WARNED: AtomicBool = AtomicBool::new(false);
+
+impl Runtime {
+    /// A builder with the default configuration.
+    pub fn builder() -> Builder {
+        Builder {
+            config: Config::new(),
+            hook: None,
+        }
+    }
+
+    /// Starts a runtime from a [`Config`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::build`].
+    pub fn from_config(config: Config) -> Result<Runtime, StartError> {
+        Runtime::start(config, None)
+    }
+
+    fn start(
+        config: Config,
+        hook: Option<crate::shard::DeadLetterHook>,
+    ) -> Result<Runtime, StartError> {
+        let mut resolved = config.resolve()?;
+        let n = resolved.len();
+        // More shards than CPUs: pinning two shards to one CPU would make them fight over it,
+        // so later shards that land on an already used CPU run unpinned (with a warning).
+        let mut used = std::collections::HashSet::new();
+        let mut unpinned = Vec::new();
+        for r in &mut resolved {
+            if let Some(cpu) = r.cpu
+                && !used.insert(cpu)
+            {
+                r.cpu = None;
+                unpinned.push(r.id);
+            }
+        }
+        let rt = Arc::new(RtShared::new(n, hook));
+        let mut shards = Vec::with_capacity(n);
+        for r in &resolved {
+            shards.push(Arc::new(ShardShared::new(
+                r.id,
+                rt.clone(),
+                Waker::new()?,
+                r.max_actors,
+                r.mailbox_capacity,
+            )));
+        }
+        let shards: Box<[Arc<ShardShared>]> = shards.into();
+        // rings[i][j]: endpoints of the ring from shard i to shard j.
+        let mut producers: Vec<Vec<Option<Producer<Envelope>>>> =
+            (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+        let mut consumers: Vec<Vec<Option<Consumer<Envelope>>>> =
+            (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+        for (i, from) in resolved.iter().enumerate() {
+            for j in 0..n {
+                if i != j {
+                    let (p, c) = ring(from.ring_capacity.max(resolved[j].ring_capacity));
+                    producers[i][j] = Some(p);
+                    consumers[j][i] = Some(c);
+                }
+            }
+        }
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(usize, std::io::Result<()>)>();
+        let mut threads = Vec::with_capacity(n);
+        for (i, r) in resolved.into_iter().enumerate() {
+            let shared = shards[i].clone();
+            let peers = shards.clone();
+            let prods = std::mem::take(&mut producers[i]);
+            let cons = std::mem::take(&mut consumers[i]);
+            let tx = ready_tx.clone();
+            let overbooked = unpinned.contains(&i);
+            let spawned = crate::sync::thread::Builder::new()
+                .name(format!("coreactor-shard-{i}"))
+                .spawn(move || shard_main(r, overbooked, shared, peers, prods, cons, tx));
+            match spawned {
+                Ok(h) => threads.push(Some(h)),
+                Err(e) => {
+                    let partial = Runtime {
+                        shards: shards.clone(),
+                        rt: rt.clone(),
+                        threads,
+                        next: AtomicUsize::new(0),
+                        shutdown_timeout: config.shutdown_timeout,
+                    };
+                    drop(partial);
+                    return Err(StartError::Io(e));
+                }
+            }
+        }
+        drop(ready_tx);
+        let runtime = Runtime {
+            shards,
+            rt,
+            threads,
+            next: AtomicUsize::new(0),
+            shutdown_timeout: config.shutdown_timeout,
+        };
+        for _ in 0..n {
+            match ready_rx.recv() {
+                Ok((_, Ok(()))) => {}
+                Ok((_, Err(e))) => return Err(StartError::Io(e)),
+                Err(_) => {
+                    return Err(StartError::Io(std::io::Error::other(
+                        "a shard thread exited during startup",
+                    )));
+                }
+            }
+        }
+        Ok(runtime)
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Where each shard runs: thread id, name and the CPU it is pinned to.
+    pub fn shard_info(&self) -> Vec<ShardInfo> {
+        self.shards
+            .iter()
+            .map(|s| {
+                let f = s.facts.get().expect("facts are set before build() returns");
+                ShardInfo {
+                    shard: s.id,
+                    thread_name: f.name.clone(),
+                    thread_id: f.thread_id,
+                    cpu: f.cpu,
+                    pin_warning: f.pin_warning.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// A snapshot of every shard's counters.
+    pub fn shard_stats(&self) -> Vec<ShardStats> {
+        self.shards
+            .iter()
+            .map(|s| s.counters.snapshot(s.id))
+            .collect()
+    }
+
+    /// Messages that could not be delivered so far (see [`Builder::on_dead_letter`]).
+    pub fn dead_letters(&self) -> u64 {
+        self.rt.dead_letters.load(Ordering::Relaxed)
+    }
+
+    /// Replies that arrived after their ask had timed out (or was abandoned), and were dropped.
+    pub fn late_replies(&self) -> u64 {
+        self.rt.late_replies.load(Ordering::Relaxed)
+    }
+
+    fn check_running(&self) -> Result<(), SpawnError> {
+        if self.rt.is_stopping() {
+            Err(SpawnError::Shutdown)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn shard(&self, shard: usize) -> Result<&Arc<ShardShared>, SpawnError> {
+        self.shards.get(shard).ok_or(SpawnError::NoSuchShard {
+            shard,
+            shards: self.shards.len(),
+        })
+    }
+
+    /// Spawns `actor` on the next shard in round-robin order.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::ShardFull`], [`SpawnError::Shutdown`].
+    pub fn spawn<A: Actor + Send>(&self, actor: A) -> Result<Addr<A>, SpawnError> {
+        let shard = self.next.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        self.spawn_on(shard, actor)
+    }
+
+    /// Spawns `actor` on shard `shard`.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::NoSuchShard`], [`SpawnError::ShardFull`], [`SpawnError::Shutdown`].
+    pub fn spawn_on<A: Actor + Send>(&self, shard: usize, actor: A) -> Result<Addr<A>, SpawnError> {
+        self.spawn_with(shard, move || actor)
+    }
+
+    /// Spawns on shard `shard` an actor built there by `factory`, so that what it owns (a
+    /// connection, a file, a cache) is created on the thread that will use it; the actor itself
+    /// need not be `Send`. A panicking factory leaves a dead address (its sends fail `Closed`).
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::NoSuchShard`], [`SpawnError::ShardFull`], [`SpawnError::Shutdown`].
+    pub fn spawn_with<A, F>(&self, shard: usize, factory: F) -> Result<Addr<A>, SpawnError>
+    where
+        A: Actor,
+        F: FnOnce() -> A + Send + 'static,
+    {
+        self.check_running()?;
+        let target = self.shard(shard)?;
+        spawn_remote(target, factory)
+    }
+
+    /// Stops accepting work, stops every actor (queued messages become dead letters and pending
+    /// asks are answered with an error), and joins every shard thread, waiting at most the
+    /// configured `shutdown_timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`ShutdownError::Timeout`] naming shards stuck in user code (left detached), or
+    /// [`ShutdownError::ShardPanicked`].
+    pub fn shutdown(mut self) -> Result<(), ShutdownError> {
+        self.shutdown_inner()
+    }
+
+    fn shutdown_inner(&mut self) -> Result<(), ShutdownError> {
+        if self
+            .rt
+            .state
+            .compare_exchange(RUNNING, STOPPING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            for s in self.shards.iter() {
+                s.doorbell.ring(crate::shard::doorbell::INJECT);
+            }
+        }
+        let deadline = Instant::now() + self.shutdown_timeout;
+        let mut result = Ok(());
+        loop {
+            let pending: Vec<usize> = self
+                .threads
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.as_ref().is_some_and(|h| !h.is_finished()))
+                .map(|(i, _)| i)
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                for &i in &pending {
+                    self.threads[i] = None;
+                }
+                result = Err(ShutdownError::Timeout { stuck: pending });
+                break;
+            }
+            crate::sync::thread::park_timeout(Duration::from_micros(200));
+        }
+        for (i, t) in self.threads.iter_mut().enumerate() {
+            if let Some(h) = t.take()
+                && h.join().is_err()
+                && result.is_ok()
+            {
+                result = Err(ShutdownError::ShardPanicked { shard: i });
+            }
+        }
+        self.rt.state.store(STOPPED, Ordering::Release);
+        // Outside threads may have injected after the shards' final drains; their pushers drain
+        // those themselves (see `ShardShared::inject`).
+        result
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if self.threads.iter().any(Option::is_some) {
+            let _ = self.shutdown_inner();
+        }
+    }
+}
+
+/// Builds the `ShardFull` error for a shard.
+pub(crate) fn shard_full(shard: &ShardShared) -> SpawnError {
+    SpawnError::ShardFull {
+        shard: shard.id,
+        max_actors: shard.table_capacity(),
+    }
+}
+
+/// Reserves a slot on `target` and sends it the factory; returns the address at once.
+pub(crate) fn spawn_remote<A, F>(
+    target: &Arc<ShardShared>,
+    factory: F,
+) -> Result<Addr<A>, SpawnError>
+where
+    A: Actor,
+    F: FnOnce() -> A + Send + 'static,
+{
+    if target.rt.is_stopping() {
+        return Err(SpawnError::Shutdown);
+    }
+    let (slot, generation) = target.table.reserve().ok_or_else(|| shard_full(target))?;
+    route(
+        target,
+        Envelope::task(move |shard: &ShardLocal| {
+            install_remote(shard, slot, generation, factory);
+        }),
+    );
+    Ok(Addr::new(target.clone(), slot, generation))
+}
+
+fn shard_main(
+    r: ResolvedShard,
+    overbooked: bool,
+    shared: Arc<ShardShared>,
+    peers: Box<[Arc<ShardShared>]>,
+    producers: Vec<Option<Producer<Envelope>>>,
+    consumers: Vec<Option<Consumer<Envelope>>>,
+    ready: std::sync::mpsc::Sender<(usize, std::io::Result<()>)>,
+) {
+    let id = r.id;
+    let (cpu, pin_warning) = if overbooked {
+        let why = format!("shard {id}: more shards than CPUs; running unpinned");
+        if !PIN_WARNED.swap(true, Ordering::Relaxed) {
+            eprintln!("coreactor: warning: {why}");
+        }
+        (None, Some(why))
+    } else {
+        pin(r.cpu)
+    };
+    let current = std::thread::current();
+    let _ = shared.facts.set(ThreadFacts {
+        name: current.name().unwrap_or_default().to_string(),
+        thread_id: current.id(),
+        cpu,
+        pin_warning,
+    });
+    let params = ShardParams {
+        batch_budget: r.batch_budget,
+        spin_before_park: r.spin_before_park,
+        tick_ns: (r.timer_tick.as_nanos() as u64).max(1),
+        io_events: r.io_events,
+    };
+    let local = match ShardLocal::new(shared, peers, params, producers, consumers, Clock::Real) {
+        Ok(l) => Rc::new(l),
+        Err(e) => {
+            let _ = ready.send((id, Err(e)));
+            return;
+        }
+    };
+    let _ = ready.send((id, Ok(())));
+    drop(ready);
+    let guard = CurrentGuard::enter(local.clone());
+    local.run_loop();
+    drop(guard);
+    drop(local);
+}
+
+/// Pins the current thread to `cpu`; on failure returns why (warned once per process).
+fn pin(cpu: Option<usize>) -> (Option<usize>, Option<String>) {
+    let Some(cpu) = cpu else {
+        return (None, None);
+    };
+    let ok = core_affinity::get_core_ids()
+        .and_then(|ids| ids.into_iter().find(|c| c.id == cpu))
+        .is_some_and(core_affinity::set_for_current);
+    if ok {
+        (Some(cpu), None)
+    } else {
+        let why = format!("could not pin to CPU {cpu}; running unpinned");
+        if !PIN_WARNED.swap(true, Ordering::Relaxed) {
+            eprintln!("coreactor: warning: {why}");
+        }
+        (None, Some(why))
+    }
+}

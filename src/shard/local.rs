@@ -1,0 +1,1038 @@
+//! The shard-local half of a shard and its reactor loop.
+//!
+//! # The loop
+//!
+//! One iteration of [`ShardLocal::run_once`]:
+//!
+//! 1. refresh the cached clock;
+//! 2. take the doorbell's work bits and drain only the rings whose bit is set (and the
+//!    injection queue if its bit is set): O(active peers), not O(shards);
+//! 3. deliver envelopes that this shard queued to itself (replies, controls, early arrivals);
+//! 4. fire due timers;
+//! 5. run every actor that was ready at the start of the step, each for at most
+//!    `batch_budget` messages (fairness), re-queueing those with messages left;
+//! 6. flush outbound rings: publish each dirty ring once and ring its shard's doorbell once.
+//!
+//! When an iteration finds nothing to do the shard spins for `spin_before_park`, watching its
+//! doorbell word, then parks: it announces `SLEEPING` in the doorbell word (refused if work bits
+//! are set) and sleeps in `epoll_wait` until its eventfd, an I/O event or the next timer
+//! deadline wakes it. Senders pay the wake-up syscall only when they see `SLEEPING`.
+//!
+//! # Shutdown
+//!
+//! When the runtime is stopping, each shard (1) stops every actor (their queued messages become
+//! dead letters, which answers pending asks with an error), drops its timers and pending asks,
+//! and flushes or discards its outbound buffers; (2) signals it is done and keeps discarding
+//! whatever still arrives until every shard is done; (3) closes its injection queue, drains its
+//! rings a last time and exits.
+
+use super::doorbell::{INJECT, PEER_BITS, peer_bit};
+use super::{DeadLetterReason, Envelope, EnvelopeKind, EnvelopeVTable, RtShared, ShardShared};
+use crate::error::AskError;
+use crate::mailbox::erased::ErasedMsg;
+use crate::mailbox::ring::{Consumer, Producer};
+use crate::stats::ShardCounters;
+use crate::sync::Arc;
+use crate::sync::atomic::Ordering;
+use crate::timer::{TimerKey, TimerWheel};
+use std::any::Any;
+use std::cell::{Cell as StdCell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// What a turn of an actor left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Turn {
+    /// Its mailbox is empty.
+    Idle,
+    /// It has more messages: run it again after the others.
+    More,
+    /// It stopped and finished its shutdown: remove it.
+    Stopped,
+}
+
+/// An actor as the shard sees it: something that runs turns. Implemented by the actor layer.
+pub(crate) trait Cell: Any {
+    /// Runs at most `budget` messages.
+    fn run(&self, shard: &ShardLocal, budget: usize) -> Turn;
+    /// Runtime shutdown: stop at once; queued messages become dead letters.
+    fn abort(&self, shard: &ShardLocal);
+    /// For downcasting to the typed cell.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// What a timer does when it fires.
+pub(crate) enum TimerAction {
+    /// Deliver a user message to an actor of this shard (`send_after`).
+    Deliver(Envelope),
+    /// Deliver the next message of an interval, then re-arm.
+    Interval { index: u32, generation: u32 },
+    /// An ask made by an actor of this shard timed out.
+    AskTimeout { index: u32, generation: u32 },
+    /// Run a closure on the shard.
+    Task(Box<dyn FnOnce(&ShardLocal)>),
+}
+
+/// A pending ask of an actor of this shard: completes exactly once, with the reply or an error.
+pub(crate) trait PendingAsk: 'static {
+    /// The timeout the ask was made with.
+    fn timeout(&self) -> Duration;
+    /// Completes the ask. `reply` holds the `Result<T, AskError>` the replier sent.
+    fn complete(self: Box<Self>, shard: &ShardLocal, reply: Result<ErasedMsg, AskError>);
+}
+
+struct AskEntry {
+    generation: u32,
+    pending: Option<Box<dyn PendingAsk>>,
+    timer: Option<TimerKey>,
+    /// The error to report when the request could not be sent (its `Reply` comes back dropped).
+    send_failed: Option<AskError>,
+}
+
+/// Pending asks of this shard's actors, keyed by `(index, generation)`.
+#[derive(Default)]
+pub(crate) struct AskTable {
+    entries: Vec<AskEntry>,
+    free: Vec<u32>,
+}
+
+impl AskTable {
+    fn insert(&mut self, pending: Box<dyn PendingAsk>) -> (u32, u32) {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.entries.push(AskEntry {
+                    generation: 0,
+                    pending: None,
+                    timer: None,
+                    send_failed: None,
+                });
+                (self.entries.len() - 1) as u32
+            }
+        };
+        let e = &mut self.entries[index as usize];
+        e.generation = e.generation.wrapping_add(1);
+        e.pending = Some(pending);
+        (index, e.generation)
+    }
+
+    fn entry(&mut self, index: u32, generation: u32) -> Option<&mut AskEntry> {
+        self.entries
+            .get_mut(index as usize)
+            .filter(|e| e.generation == generation && e.pending.is_some())
+    }
+
+    fn take(&mut self, index: u32, generation: u32) -> Option<AskEntry> {
+        let e = self.entry(index, generation)?;
+        let taken = AskEntry {
+            generation,
+            pending: e.pending.take(),
+            timer: e.timer.take(),
+            send_failed: e.send_failed.take(),
+        };
+        self.free.push(index);
+        Some(taken)
+    }
+
+    #[allow(dead_code)] // for the test kit (next step)
+    fn len(&self) -> usize {
+        self.entries.len() - self.free.len()
+    }
+}
+
+struct IntervalEntry {
+    generation: u32,
+    slot: u32,
+    actor_generation: u32,
+    period_ticks: u64,
+    make: Option<Box<dyn FnMut() -> Envelope>>,
+    timer: Option<TimerKey>,
+}
+
+struct Entry {
+    cell: Rc<dyn Cell>,
+    generation: u32,
+    scheduled: StdCell<bool>,
+}
+
+struct OutLane {
+    producer: Producer<Envelope>,
+    overflow: VecDeque<Envelope>,
+    dirty: bool,
+    publish_batch: usize,
+}
+
+/// Per-shard knobs the loop needs (resolved from the configuration).
+#[derive(Debug, Clone)]
+pub(crate) struct ShardParams {
+    pub(crate) batch_budget: usize,
+    pub(crate) spin_before_park: Duration,
+    pub(crate) tick_ns: u64,
+    pub(crate) io_events: usize,
+}
+
+/// Where the shard's clock comes from.
+pub(crate) enum Clock {
+    /// Real monotonic time since the runtime's epoch.
+    Real,
+    /// A virtual clock advanced by hand (test kit), in nanoseconds.
+    #[allow(dead_code)] // for the test kit (next step)
+    Manual(Rc<StdCell<u64>>),
+}
+
+/// The half of a shard owned by its thread.
+pub(crate) struct ShardLocal {
+    pub(crate) id: usize,
+    pub(crate) shared: Arc<ShardShared>,
+    pub(crate) rt: Arc<RtShared>,
+    pub(crate) peers: Box<[Arc<ShardShared>]>,
+    pub(crate) params: ShardParams,
+    slab: RefCell<Vec<Option<Entry>>>,
+    ready: RefCell<VecDeque<u32>>,
+    local_q: RefCell<VecDeque<Envelope>>,
+    early: RefCell<HashMap<u32, Vec<Envelope>>>,
+    out: RefCell<Vec<Option<OutLane>>>,
+    dirty: RefCell<Vec<usize>>,
+    inbound: RefCell<Vec<Option<Consumer<Envelope>>>>,
+    timers: RefCell<TimerWheel<TimerAction>>,
+    fired: RefCell<Vec<(TimerKey, TimerAction)>>,
+    asks: RefCell<AskTable>,
+    intervals: RefCell<Vec<IntervalEntry>>,
+    interval_free: RefCell<Vec<u32>>,
+    clock: Clock,
+    now: StdCell<u64>,
+    last_account: StdCell<u64>,
+    stopping: StdCell<bool>,
+    #[cfg(not(coreactor_loom))]
+    poller: super::poller::Poller,
+    #[cfg(not(coreactor_loom))]
+    events: RefCell<super::poller::Events>,
+}
+
+/// The epoll token of the shard's own wake-up eventfd.
+#[cfg(not(coreactor_loom))]
+const WAKE_TOKEN: u64 = u64::MAX;
+
+impl ShardLocal {
+    /// Builds the shard-local half. `producers[j]` / `consumers[j]` are the ring endpoints
+    /// towards / from shard `j` (`None` for `j == id`).
+    pub(crate) fn new(
+        shared: Arc<ShardShared>,
+        peers: Box<[Arc<ShardShared>]>,
+        params: ShardParams,
+        producers: Vec<Option<Producer<Envelope>>>,
+        consumers: Vec<Option<Consumer<Envelope>>>,
+        clock: Clock,
+    ) -> std::io::Result<ShardLocal> {
+        let rt = shared.rt.clone();
+        let out = producers
+            .into_iter()
+            .map(|p| {
+                p.map(|producer| {
+                    let publish_batch = (producer.capacity() / 4).max(1);
+                    OutLane {
+                        producer,
+                        overflow: VecDeque::new(),
+                        dirty: false,
+                        publish_batch,
+                    }
+                })
+            })
+            .collect();
+        #[cfg(not(coreactor_loom))]
+        let poller = {
+            let poller = super::poller::Poller::new()?;
+            poller.register(
+                shared.doorbell.waker().fd(),
+                WAKE_TOKEN,
+                super::poller::Interest::READABLE,
+            )?;
+            poller
+        };
+        let local = ShardLocal {
+            id: shared.id,
+            rt,
+            peers,
+            #[cfg(not(coreactor_loom))]
+            events: RefCell::new(super::poller::Events::with_capacity(params.io_events)),
+            params,
+            slab: RefCell::new(Vec::new()),
+            ready: RefCell::new(VecDeque::new()),
+            local_q: RefCell::new(VecDeque::new()),
+            early: RefCell::new(HashMap::new()),
+            out: RefCell::new(out),
+            dirty: RefCell::new(Vec::new()),
+            inbound: RefCell::new(consumers),
+            timers: RefCell::new(TimerWheel::new(0)),
+            fired: RefCell::new(Vec::new()),
+            asks: RefCell::new(AskTable::default()),
+            intervals: RefCell::new(Vec::new()),
+            interval_free: RefCell::new(Vec::new()),
+            clock,
+            now: StdCell::new(0),
+            last_account: StdCell::new(0),
+            stopping: StdCell::new(false),
+            #[cfg(not(coreactor_loom))]
+            poller,
+            shared,
+        };
+        local.refresh_clock();
+        local.last_account.set(local.now.get());
+        Ok(local)
+    }
+
+    // ----- time ---------------------------------------------------------------------------
+
+    /// The shard's cached clock (nanoseconds since the runtime's epoch), refreshed once per
+    /// loop iteration.
+    #[inline]
+    pub(crate) fn now_ns(&self) -> u64 {
+        self.now.get()
+    }
+
+    fn read_clock(&self) -> u64 {
+        match &self.clock {
+            Clock::Real => self.rt.now_ns(),
+            Clock::Manual(c) => c.get(),
+        }
+    }
+
+    fn refresh_clock(&self) -> u64 {
+        let now = self.read_clock().max(self.now.get());
+        self.now.set(now);
+        now
+    }
+
+    /// The timer tick at or after `now + delay` (timers never fire early).
+    pub(crate) fn deadline_tick(&self, delay: Duration) -> u64 {
+        let at = self
+            .now_ns()
+            .saturating_add(delay.as_nanos().min(u128::from(u64::MAX)) as u64);
+        at.div_ceil(self.params.tick_ns)
+    }
+
+    fn now_tick(&self) -> u64 {
+        self.now_ns() / self.params.tick_ns
+    }
+
+    // ----- actors -------------------------------------------------------------------------
+
+    /// Installs a cell in a slot reserved in the shared table, then delivers any message that
+    /// arrived before it.
+    pub(crate) fn install(&self, slot: u32, generation: u32, cell: Rc<dyn Cell>) {
+        {
+            let mut slab = self.slab.borrow_mut();
+            let i = slot as usize;
+            if slab.len() <= i {
+                slab.resize_with(i + 1, || None);
+            }
+            debug_assert!(slab[i].is_none(), "slot {slot} installed twice");
+            slab[i] = Some(Entry {
+                cell,
+                generation,
+                scheduled: StdCell::new(false),
+            });
+        }
+        self.schedule(slot);
+        let early = self.early.borrow_mut().remove(&slot);
+        for env in early.into_iter().flatten() {
+            env.deliver(self);
+        }
+    }
+
+    /// Runs `f` with the live cell at `(slot, generation)`, if there is one.
+    #[inline]
+    pub(crate) fn with_cell<R>(
+        &self,
+        slot: u32,
+        generation: u32,
+        f: impl FnOnce(&dyn Cell) -> R,
+    ) -> Option<R> {
+        let slab = self.slab.borrow();
+        match slab.get(slot as usize) {
+            Some(Some(e)) if e.generation == generation => Some(f(&*e.cell)),
+            _ => None,
+        }
+    }
+
+    /// Puts an actor with messages on the ready queue (once).
+    #[inline]
+    pub(crate) fn schedule(&self, slot: u32) {
+        let slab = self.slab.borrow();
+        if let Some(Some(e)) = slab.get(slot as usize)
+            && !e.scheduled.replace(true)
+        {
+            self.ready.borrow_mut().push_back(slot);
+        }
+    }
+
+    /// Keeps an envelope that arrived for a reserved slot before its actor was installed.
+    pub(crate) fn park_early(&self, env: Envelope) {
+        self.early
+            .borrow_mut()
+            .entry(env.slot)
+            .or_default()
+            .push(env);
+    }
+
+    /// Gives up a reserved slot whose actor will never be installed (its factory panicked or
+    /// the shard is stopping): messages that arrived early become dead letters.
+    pub(crate) fn abandon_reserved(&self, slot: u32) {
+        if let Some(meta) = self.shared.table.get(slot) {
+            meta.close();
+        }
+        let early = self.early.borrow_mut().remove(&slot);
+        for env in early.into_iter().flatten() {
+            self.shared.discard(env, DeadLetterReason::ActorStopped);
+        }
+        self.shared.table.release(slot);
+    }
+
+    fn remove(&self, slot: u32) {
+        let entry = self
+            .slab
+            .borrow_mut()
+            .get_mut(slot as usize)
+            .and_then(Option::take);
+        if entry.is_some() {
+            drop(entry);
+            self.shared.table.release(slot);
+        }
+    }
+
+    /// Number of live actors on this shard.
+    #[allow(dead_code)] // for the test kit (next step)
+    pub(crate) fn actor_count(&self) -> usize {
+        self.slab.borrow().iter().filter(|e| e.is_some()).count()
+    }
+
+    /// True while the shard is shutting down.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.get()
+    }
+
+    // ----- sending ------------------------------------------------------------------------
+
+    /// Queues an envelope for this shard itself (delivered in step 3 of the loop).
+    pub(crate) fn push_local(&self, env: Envelope) {
+        self.local_q.borrow_mut().push_back(env);
+    }
+
+    /// Sends an envelope to another shard through the ring (or its ordered overflow buffer).
+    #[inline]
+    pub(crate) fn send_remote(&self, target: usize, env: Envelope) {
+        let publish = {
+            let mut out = self.out.borrow_mut();
+            let Some(lane) = out.get_mut(target).and_then(Option::as_mut) else {
+                drop(out);
+                self.peers[target].inject(env);
+                return;
+            };
+            self.shared.counters.bump_sent_remote();
+            if lane.overflow.is_empty() {
+                if let Err(env) = lane.producer.try_push(env) {
+                    lane.overflow.push_back(env);
+                    self.shared.counters.bump_ring_overflow();
+                }
+            } else {
+                lane.overflow.push_back(env);
+                self.shared.counters.bump_ring_overflow();
+            }
+            if !lane.dirty {
+                lane.dirty = true;
+                self.dirty.borrow_mut().push(target);
+            }
+            // Publish mid-turn once a quarter of the ring is waiting, so the consumer can start
+            // while this shard keeps producing.
+            lane.producer.unpublished() >= lane.publish_batch && lane.producer.publish()
+        };
+        if publish {
+            self.ring_peer(target);
+        }
+    }
+
+    fn ring_peer(&self, target: usize) {
+        if self.peers[target].doorbell.ring(peer_bit(self.id)) {
+            self.shared.counters.bump_wakeups_sent();
+        }
+    }
+
+    /// Publishes every ring written since the last flush and rings each peer's doorbell once.
+    fn flush(&self) {
+        let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
+        let mut still_dirty = Vec::new();
+        for target in dirty {
+            let published = {
+                let mut out = self.out.borrow_mut();
+                let Some(lane) = out[target].as_mut() else {
+                    continue;
+                };
+                while let Some(env) = lane.overflow.pop_front() {
+                    if let Err(env) = lane.producer.try_push(env) {
+                        lane.overflow.push_front(env);
+                        break;
+                    }
+                }
+                let published = lane.producer.publish();
+                if lane.overflow.is_empty() {
+                    lane.dirty = false;
+                } else {
+                    still_dirty.push(target);
+                }
+                published
+            };
+            if published {
+                self.ring_peer(target);
+            }
+        }
+        if !still_dirty.is_empty() {
+            self.dirty.borrow_mut().extend(still_dirty);
+        }
+    }
+
+    // ----- timers -------------------------------------------------------------------------
+
+    /// Arms a timer.
+    pub(crate) fn add_timer(&self, delay: Duration, action: TimerAction) -> TimerKey {
+        let tick = self.deadline_tick(delay);
+        self.timers.borrow_mut().insert(tick, action)
+    }
+
+    /// Cancels a timer; true if it had not fired yet.
+    pub(crate) fn cancel_timer(&self, key: TimerKey) -> bool {
+        let action = self.timers.borrow_mut().cancel(key);
+        action.is_some()
+    }
+
+    /// Registers an interval that makes one envelope per period for the actor at
+    /// `(slot, actor_generation)`; returns its `(index, generation)`.
+    pub(crate) fn add_interval(
+        &self,
+        slot: u32,
+        actor_generation: u32,
+        period: Duration,
+        make: Box<dyn FnMut() -> Envelope>,
+    ) -> (u32, u32) {
+        let period_ticks = (period.as_nanos() as u64)
+            .div_ceil(self.params.tick_ns)
+            .max(1);
+        let (index, generation) = {
+            let mut intervals = self.intervals.borrow_mut();
+            let index = match self.interval_free.borrow_mut().pop() {
+                Some(i) => i,
+                None => {
+                    intervals.push(IntervalEntry {
+                        generation: 0,
+                        slot: 0,
+                        actor_generation: 0,
+                        period_ticks: 0,
+                        make: None,
+                        timer: None,
+                    });
+                    (intervals.len() - 1) as u32
+                }
+            };
+            let e = &mut intervals[index as usize];
+            e.generation = e.generation.wrapping_add(1);
+            e.slot = slot;
+            e.actor_generation = actor_generation;
+            e.period_ticks = period_ticks;
+            e.make = Some(make);
+            (index, e.generation)
+        };
+        let key = self.timers.borrow_mut().insert(
+            self.now_tick() + period_ticks,
+            TimerAction::Interval { index, generation },
+        );
+        self.intervals.borrow_mut()[index as usize].timer = Some(key);
+        (index, generation)
+    }
+
+    /// Cancels an interval; true if it was active.
+    pub(crate) fn cancel_interval(&self, index: u32, generation: u32) -> bool {
+        let removed = {
+            let mut intervals = self.intervals.borrow_mut();
+            match intervals.get_mut(index as usize) {
+                Some(e) if e.generation == generation && e.make.is_some() => {
+                    Some((e.make.take(), e.timer.take()))
+                }
+                _ => None,
+            }
+        };
+        match removed {
+            Some((make, timer)) => {
+                if let Some(t) = timer {
+                    self.cancel_timer(t);
+                }
+                self.interval_free.borrow_mut().push(index);
+                drop(make);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn fire_interval(&self, index: u32, generation: u32) {
+        let target = {
+            let intervals = self.intervals.borrow();
+            match intervals.get(index as usize) {
+                Some(e) if e.generation == generation && e.make.is_some() => {
+                    Some((e.slot, e.actor_generation, e.period_ticks))
+                }
+                _ => None,
+            }
+        };
+        let Some((slot, actor_generation, period_ticks)) = target else {
+            return;
+        };
+        let alive = self
+            .shared
+            .table
+            .get(slot)
+            .is_some_and(|m| m.is_open(actor_generation));
+        if !alive {
+            self.cancel_interval(index, generation);
+            return;
+        }
+        // Take the closure out while it runs: it is user code and may touch this shard.
+        let make = self.intervals.borrow_mut()[index as usize].make.take();
+        let Some(mut make) = make else { return };
+        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut make));
+        {
+            let mut intervals = self.intervals.borrow_mut();
+            let e = &mut intervals[index as usize];
+            if e.generation == generation {
+                e.make = Some(make);
+            }
+        }
+        if let Ok(env) = made {
+            self.deliver_timer_message(env);
+        }
+        let still = {
+            let intervals = self.intervals.borrow();
+            intervals[index as usize].generation == generation
+                && intervals[index as usize].make.is_some()
+        };
+        if still {
+            let key = self.timers.borrow_mut().insert(
+                self.now_tick() + period_ticks,
+                TimerAction::Interval { index, generation },
+            );
+            self.intervals.borrow_mut()[index as usize].timer = Some(key);
+        }
+    }
+
+    fn deliver_timer_message(&self, env: Envelope) {
+        match self.shared.table.get(env.slot) {
+            Some(meta) if meta.is_open(env.generation) => {
+                meta.add_forced(1);
+                env.deliver(self);
+            }
+            // The actor is gone: its own timer dies with it.
+            _ => drop(env),
+        }
+    }
+
+    fn fire_timers(&self) -> bool {
+        let now_tick = self.now_tick();
+        {
+            let timers = self.timers.borrow();
+            match timers.next_deadline() {
+                Some(d) if d <= now_tick => {}
+                _ => return false,
+            }
+        }
+        let mut fired = std::mem::take(&mut *self.fired.borrow_mut());
+        self.timers.borrow_mut().advance(now_tick, &mut fired);
+        let any = !fired.is_empty();
+        for (_, action) in fired.drain(..) {
+            match action {
+                TimerAction::Deliver(env) => self.deliver_timer_message(env),
+                TimerAction::Interval { index, generation } => {
+                    self.fire_interval(index, generation)
+                }
+                TimerAction::AskTimeout { index, generation } => {
+                    self.ask_timed_out(index, generation)
+                }
+                TimerAction::Task(f) => f(self),
+            }
+        }
+        *self.fired.borrow_mut() = fired;
+        any
+    }
+
+    /// The earliest timer deadline as a delay from now (a lower bound), if any.
+    fn next_timer_delay(&self) -> Option<Duration> {
+        let tick = self.timers.borrow().next_deadline()?;
+        let at = tick.saturating_mul(self.params.tick_ns);
+        Some(Duration::from_nanos(at.saturating_sub(self.now_ns())))
+    }
+
+    // ----- asks ---------------------------------------------------------------------------
+
+    /// Registers a pending ask with its timeout; returns its key.
+    pub(crate) fn add_ask(&self, pending: Box<dyn PendingAsk>, timeout: Duration) -> (u32, u32) {
+        let (index, generation) = self.asks.borrow_mut().insert(pending);
+        let key = self.add_timer(timeout, TimerAction::AskTimeout { index, generation });
+        if let Some(e) = self.asks.borrow_mut().entry(index, generation) {
+            e.timer = Some(key);
+        }
+        (index, generation)
+    }
+
+    /// The request of a pending ask could not be sent: its reply will come back dropped, and
+    /// the ask completes with `error` then.
+    pub(crate) fn ask_send_failed(&self, index: u32, generation: u32, error: AskError) {
+        let timer = {
+            let mut asks = self.asks.borrow_mut();
+            asks.entry(index, generation).and_then(|e| {
+                e.send_failed = Some(error);
+                e.timer.take()
+            })
+        };
+        if let Some(t) = timer {
+            self.cancel_timer(t);
+        }
+    }
+
+    fn ask_timed_out(&self, index: u32, generation: u32) {
+        let taken = self.asks.borrow_mut().take(index, generation);
+        if let Some(AskEntry {
+            pending: Some(p), ..
+        }) = taken
+        {
+            let timeout = p.timeout();
+            p.complete(self, Err(AskError::Timeout(timeout)));
+        }
+    }
+
+    /// Delivers a reply envelope to its pending ask, or counts it late.
+    pub(crate) fn deliver_reply(&self, env: Envelope) {
+        let taken = self.asks.borrow_mut().take(env.slot, env.generation);
+        match taken {
+            Some(AskEntry {
+                pending: Some(p),
+                timer,
+                send_failed,
+                ..
+            }) => {
+                if let Some(t) = timer {
+                    self.cancel_timer(t);
+                }
+                match send_failed {
+                    Some(err) => {
+                        drop(env);
+                        p.complete(self, Err(err));
+                    }
+                    None => p.complete(self, Ok(env.msg)),
+                }
+            }
+            _ => {
+                self.rt.late_replies.fetch_add(1, Ordering::Relaxed);
+                drop(env);
+            }
+        }
+    }
+
+    /// Number of asks of this shard's actors that wait for a reply.
+    #[allow(dead_code)] // for the test kit (next step)
+    pub(crate) fn pending_asks(&self) -> usize {
+        self.asks.borrow().len()
+    }
+
+    // ----- the loop -----------------------------------------------------------------------
+
+    fn account(&self, busy: bool) {
+        let now = self.now_ns();
+        let delta = now.saturating_sub(self.last_account.get());
+        self.last_account.set(now);
+        let c = &self.shared.counters;
+        ShardCounters::add(if busy { &c.busy_ns } else { &c.idle_ns }, delta);
+    }
+
+    fn drain_inbound(&self, bits: u64) -> bool {
+        let mut any = false;
+        if bits & INJECT != 0 {
+            let mut n = 0;
+            while n < 4096 {
+                let Some(env) = self.shared.inject.pop() else {
+                    break;
+                };
+                n += 1;
+                self.shared.counters.bump_injected();
+                self.accept(env);
+            }
+            if n == 4096 {
+                // More may be queued: look again next iteration.
+                self.shared.doorbell.ring(INJECT);
+            }
+            any |= n > 0;
+        }
+        let peer_bits = bits & ((1u64 << PEER_BITS) - 1);
+        if peer_bits != 0 {
+            let count = self.peers.len();
+            for peer in 0..count {
+                if peer_bits & peer_bit(peer) == 0 {
+                    continue;
+                }
+                let mut consumer = self.inbound.borrow_mut()[peer].take();
+                if let Some(c) = consumer.as_mut() {
+                    let max = c.capacity();
+                    let n = c.drain(max, |env| self.accept(env));
+                    any |= n > 0;
+                    if n == max {
+                        self.shared.doorbell.ring(peer_bit(peer));
+                    }
+                }
+                self.inbound.borrow_mut()[peer] = consumer;
+            }
+        }
+        any
+    }
+
+    #[inline]
+    fn accept(&self, env: Envelope) {
+        if self.stopping.get() {
+            self.shared.discard(env, DeadLetterReason::Shutdown);
+        } else {
+            env.deliver(self);
+        }
+    }
+
+    fn drain_local(&self) -> bool {
+        let mut any = false;
+        loop {
+            let env = self.local_q.borrow_mut().pop_front();
+            let Some(env) = env else { break };
+            any = true;
+            self.accept(env);
+        }
+        any
+    }
+
+    fn run_ready(&self) -> bool {
+        let n = self.ready.borrow().len();
+        let budget = self.params.batch_budget;
+        for _ in 0..n {
+            let slot = self.ready.borrow_mut().pop_front();
+            let Some(slot) = slot else { break };
+            let cell = {
+                let slab = self.slab.borrow();
+                slab.get(slot as usize)
+                    .and_then(Option::as_ref)
+                    .map(|e| e.cell.clone())
+            };
+            let Some(cell) = cell else { continue };
+            match cell.run(self, budget) {
+                Turn::More => self.ready.borrow_mut().push_back(slot),
+                Turn::Idle => {
+                    let slab = self.slab.borrow();
+                    if let Some(Some(e)) = slab.get(slot as usize) {
+                        e.scheduled.set(false);
+                    }
+                }
+                Turn::Stopped => {
+                    drop(cell);
+                    self.remove(slot);
+                }
+            }
+        }
+        n > 0
+    }
+
+    /// One iteration of the reactor loop; true if it did any work.
+    pub(crate) fn run_once(&self) -> bool {
+        self.refresh_clock();
+        let bits = self.shared.doorbell.take();
+        let mut work = bits != 0 && self.drain_inbound(bits);
+        work |= self.drain_local();
+        work |= self.fire_timers();
+        work |= self.run_ready();
+        work |= self.drain_local();
+        self.flush();
+        work
+    }
+
+    /// True if something is waiting for this shard without any wake-up.
+    fn has_local_work(&self) -> bool {
+        !self.ready.borrow().is_empty()
+            || !self.local_q.borrow().is_empty()
+            || !self.dirty.borrow().is_empty()
+    }
+
+    /// Parks until woken, an I/O event, or `timeout`.
+    fn park(&self, timeout: Option<Duration>) {
+        if !self.shared.doorbell.prepare_park() {
+            return;
+        }
+        self.shared.counters.bump_parks();
+        #[cfg(not(coreactor_loom))]
+        {
+            let mut events = self.events.borrow_mut();
+            let _ = self.poller.wait(&mut events, timeout);
+            for ev in events.iter() {
+                if ev.token == WAKE_TOKEN {
+                    self.shared.doorbell.waker().drain();
+                }
+            }
+        }
+        #[cfg(coreactor_loom)]
+        {
+            let _ = timeout;
+            self.shared.doorbell.waker().wait();
+        }
+        self.shared.doorbell.finish_park();
+    }
+
+    /// The shard thread's main loop: runs until the runtime shuts down.
+    pub(crate) fn run_loop(&self) {
+        loop {
+            if self.rt.is_stopping() {
+                break;
+            }
+            if self.run_once() {
+                self.account(true);
+                continue;
+            }
+            self.account(true);
+            // Idle: spin, watching the doorbell, then park.
+            let spin_until = self.now_ns() + self.params.spin_before_park.as_nanos() as u64;
+            let mut woke = false;
+            while self.read_clock() < spin_until {
+                if self.shared.doorbell.pending() != 0
+                    || self.has_local_work()
+                    || self.rt.is_stopping()
+                {
+                    woke = true;
+                    break;
+                }
+                crate::sync::spin_loop();
+            }
+            if !woke && !self.has_local_work() {
+                self.refresh_clock();
+                let timeout = self.next_timer_delay();
+                self.park(timeout);
+            }
+            self.refresh_clock();
+            self.account(false);
+        }
+        self.shutdown();
+    }
+
+    /// Stops every actor of this shard (shutdown phase 1). Used by the loop and the test kit.
+    pub(crate) fn stop_all_actors(&self) {
+        self.stopping.set(true);
+        let cells: Vec<Rc<dyn Cell>> = self
+            .slab
+            .borrow()
+            .iter()
+            .flatten()
+            .map(|e| e.cell.clone())
+            .collect();
+        for cell in cells.iter().rev() {
+            cell.abort(self);
+        }
+        drop(cells);
+        let slots: Vec<u32> = self
+            .slab
+            .borrow()
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.is_some())
+            .map(|(i, _)| i as u32)
+            .collect();
+        for slot in slots {
+            self.remove(slot);
+        }
+        self.ready.borrow_mut().clear();
+        // Timers and pending asks die with their actors.
+        let timers = std::mem::replace(&mut *self.timers.borrow_mut(), TimerWheel::new(0));
+        drop(timers);
+        let asks = std::mem::take(&mut *self.asks.borrow_mut());
+        drop(asks);
+        let intervals = std::mem::take(&mut *self.intervals.borrow_mut());
+        drop(intervals);
+        let early = std::mem::take(&mut *self.early.borrow_mut());
+        for env in early.into_values().flatten() {
+            self.shared.discard(env, DeadLetterReason::Shutdown);
+        }
+        self.drain_local();
+        self.flush();
+        self.discard_overflow();
+    }
+
+    fn discard_overflow(&self) {
+        let mut dropped = Vec::new();
+        for lane in self.out.borrow_mut().iter_mut().flatten() {
+            lane.producer.publish();
+            dropped.extend(lane.overflow.drain(..));
+            lane.dirty = false;
+        }
+        self.dirty.borrow_mut().clear();
+        for env in dropped {
+            // The target shard never saw these; account for them here.
+            if env.kind() == EnvelopeKind::User {
+                self.rt.dead_letters.fetch_add(1, Ordering::Relaxed);
+            }
+            drop(env);
+        }
+        for peer in 0..self.peers.len() {
+            if peer != self.id {
+                self.ring_peer(peer);
+            }
+        }
+    }
+
+    /// Discards whatever arrives (shutdown phases 2 and 3).
+    pub(crate) fn drain_discarding(&self) -> bool {
+        let bits = self.shared.doorbell.take();
+        let mut any = self.drain_inbound(bits | all_peer_bits(self.peers.len()));
+        any |= self.drain_local();
+        self.flush();
+        any
+    }
+
+    fn shutdown(&self) {
+        self.stop_all_actors();
+        let n = self.rt.shard_count;
+        if self.rt.stopped_actors_phase.fetch_add(1, Ordering::AcqRel) + 1 == n {
+            for peer in self.peers.iter() {
+                peer.doorbell.ring(INJECT);
+            }
+        }
+        while self.rt.stopped_actors_phase.load(Ordering::Acquire) < n {
+            if !self.drain_discarding() {
+                self.park(Some(Duration::from_millis(5)));
+            }
+        }
+        self.shared.close_inject();
+        self.drain_discarding();
+        self.discard_overflow();
+    }
+}
+
+fn all_peer_bits(peers: usize) -> u64 {
+    (0..peers.min(PEER_BITS as usize)).fold(INJECT, |acc, p| acc | peer_bit(p))
+}
+
+/// The vtable of reply envelopes (shard-level: the pending ask knows the types).
+pub(crate) static REPLY_VT: EnvelopeVTable = EnvelopeVTable {
+    deliver: |shard, env| shard.deliver_reply(env),
+    kind: EnvelopeKind::Reply,
+    type_name: || "ask reply",
+};
+
+impl Drop for ShardLocal {
+    fn drop(&mut self) {
+        // Whatever is still in the rings towards this shard is dropped with the consumers; the
+        // payloads' own destructors answer any `Reply` inside.
+        let consumers = std::mem::take(&mut *self.inbound.borrow_mut());
+        for mut c in consumers.into_iter().flatten() {
+            while let Some(env) = c.pop() {
+                self.shared.discard(env, DeadLetterReason::Shutdown);
+            }
+            c.release();
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Shards: one reactor thread per core, and what other threads may see of it.
+//!
+//! A shard is split in two:
+//!
+//! * [`ShardShared`] (behind an `Arc`) is what *other* threads touch: the doorbell word, the
+//!   injection queue for outside threads, the slot table (admission and liveness of its
+//!   actors) and the shard's counters. Addresses hold an `Arc<ShardShared>`.
+//! * [`ShardLocal`] is owned by the shard's thread alone (`!Send`): the actor slab, the ready
+//!   queue, the ring endpoints, the timer wheel, the pending-ask table and the I/O poller.
+//!   Nothing in it is shared or locked; interior mutability is `RefCell` with short borrows that
+//!   never span user code.
+//!
+//! The thread that runs a shard publishes its `ShardLocal` in a thread-local ([`with_current`])
+//! so that any send made on that thread (from a handler, a `Reply` being dropped, ...) takes the
+//! ring towards its target shard instead of the injection queue.
+
+pub(crate) mod doorbell;
+pub(crate) mod envelope;
+mod local;
+pub(crate) mod poller;
+pub(crate) mod table;
+pub(crate) mod wakefd;
+
+pub(crate) use envelope::{Envelope, EnvelopeKind, EnvelopeVTable};
+pub(crate) use local::{
+    Cell, Clock, PendingAsk, REPLY_VT, ShardLocal, ShardParams, TimerAction, Turn,
+};
+
+use crate::mailbox::inject::InjectQueue;
+use crate::stats::ShardCounters;
+use crate::sync::Arc;
+use crate::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
+use doorbell::{Doorbell, INJECT};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::OnceLock;
+use std::time::Instant;
+use table::SlotTable;
+
+#[cfg(not(coreactor_loom))]
+pub(crate) type Waker = wakefd::WakeFd;
+#[cfg(coreactor_loom)]
+pub(crate) type Waker = wakefd::LoomWake;
+
+/// The runtime is accepting work.
+pub(crate) const RUNNING: u8 = 0;
+/// `shutdown` was called: shards are stopping their actors.
+pub(crate) const STOPPING: u8 = 1;
+/// Every shard has finished.
+pub(crate) const STOPPED: u8 = 2;
+
+/// A message that could not be delivered, as reported to the dead-letter hook.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// The shard the message was addressed to.
+    pub shard: usize,
+    /// The slot of the addressee.
+    pub slot: u32,
+    /// The Rust type of the message.
+    pub message_type: &'static str,
+    /// Why it was not delivered.
+    pub reason: DeadLetterReason,
+}
+
+/// Why a message became a dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeadLetterReason {
+    /// The actor stopped (or failed) after the message was accepted.
+    ActorStopped,
+    /// The runtime shut down while the message was queued.
+    Shutdown,
+}
+
+/// Callback invoked for every dead letter.
+pub(crate) type DeadLetterHook = Box<dyn Fn(&DeadLetter) + Send + Sync>;
+
+/// Runtime-wide state shared by every shard.
+pub(crate) struct RtShared {
+    pub(crate) state: AtomicU8,
+    pub(crate) dead_letters: AtomicU64,
+    pub(crate) late_replies: Arc<AtomicU64>,
+    pub(crate) stopped_actors_phase: AtomicUsize,
+    pub(crate) shard_count: usize,
+    pub(crate) epoch: Instant,
+    pub(crate) hook: Option<DeadLetterHook>,
+}
+
+impl RtShared {
+    pub(crate) fn new(shard_count: usize, hook: Option<DeadLetterHook>) -> Self {
+        RtShared {
+            state: AtomicU8::new(RUNNING),
+            dead_letters: AtomicU64::new(0),
+            late_replies: Arc::new(AtomicU64::new(0)),
+            stopped_actors_phase: AtomicUsize::new(0),
+            shard_count,
+            epoch: Instant::now(),
+            hook,
+        }
+    }
+
+    /// True once `shutdown` began: new work is refused.
+    #[inline]
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.state.load(Ordering::Relaxed) != RUNNING
+    }
+
+    /// Nanoseconds since the runtime started (real time).
+    #[inline]
+    pub(crate) fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+}
+
+/// Facts about a shard's thread, filled in when it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadFacts {
+    /// The OS thread name.
+    pub name: String,
+    /// The Rust thread id.
+    pub thread_id: std::thread::ThreadId,
+    /// The CPU the thread is pinned to, or `None` if it runs unpinned.
+    pub cpu: Option<usize>,
+    /// Why pinning was not done, if it was requested and failed.
+    pub pin_warning: Option<String>,
+}
+
+/// The part of a shard that other threads may touch.
+pub(crate) struct ShardShared {
+    pub(crate) id: usize,
+    pub(crate) rt: Arc<RtShared>,
+    pub(crate) doorbell: Doorbell<Waker>,
+    pub(crate) inject: InjectQueue<Envelope>,
+    inject_closed: AtomicBool,
+    pub(crate) table: SlotTable,
+    pub(crate) mailbox_capacity: u32,
+    pub(crate) counters: ShardCounters,
+    pub(crate) facts: OnceLock<ThreadFacts>,
+}
+
+impl ShardShared {
+    pub(crate) fn new(
+        id: usize,
+        rt: Arc<RtShared>,
+        waker: Waker,
+        max_actors: usize,
+        mailbox_capacity: usize,
+    ) -> Self {
+        ShardShared {
+            id,
+            rt,
+            doorbell: Doorbell::new(waker),
+            inject: InjectQueue::new(),
+            inject_closed: AtomicBool::new(false),
+            table: SlotTable::new(max_actors),
+            mailbox_capacity: u32::try_from(mailbox_capacity).unwrap_or(u32::MAX),
+            counters: ShardCounters::default(),
+            facts: OnceLock::new(),
+        }
+    }
+
+    /// The shard's `max_actors`.
+    pub(crate) fn table_capacity(&self) -> usize {
+        self.table.capacity()
+    }
+
+    /// Hands `env` to this shard from a thread that is not one of the runtime's shards.
+    pub(crate) fn inject(&self, env: Envelope) {
+        self.inject.push(env);
+        if self.doorbell.ring(INJECT) {
+            ShardCounters::bump_shared(&self.counters.wakeups_received);
+        }
+        // Pairs with the fence in `close_inject`: either the shard's final drain sees our push,
+        // or we see the closed flag and discard the queue ourselves. Nothing stays behind.
+        fence(Ordering::SeqCst);
+        if self.inject_closed.load(Ordering::Relaxed) {
+            self.discard_inject();
+        }
+    }
+
+    /// The shard's final drain: after this, late pushes are discarded by their pushers.
+    pub(crate) fn close_inject(&self) {
+        self.inject_closed.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        self.discard_inject();
+    }
+
+    fn discard_inject(&self) {
+        while let Some(env) = self.inject.pop() {
+            self.discard(env, DeadLetterReason::Shutdown);
+        }
+    }
+
+    /// Accounts for an envelope that cannot be delivered, then drops it (which answers any
+    /// `Reply` inside with an error).
+    pub(crate) fn discard(&self, env: Envelope, reason: DeadLetterReason) {
+        match env.kind() {
+            EnvelopeKind::User => {
+                self.rt.dead_letters.fetch_add(1, Ordering::Relaxed);
+                ShardCounters::bump_shared(&self.counters.dead_letters);
+                if let Some(hook) = &self.rt.hook {
+                    let letter = DeadLetter {
+                        shard: self.id,
+                        slot: env.slot,
+                        message_type: (env.vt.type_name)(),
+                        reason,
+                    };
+                    hook(&letter);
+                }
+            }
+            EnvelopeKind::Reply => {
+                self.rt.late_replies.fetch_add(1, Ordering::Relaxed);
+            }
+            EnvelopeKind::Control | EnvelopeKind::Task => {}
+        }
+        drop(env);
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<ShardLocal>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the shard that the current thread is running, if any.
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&ShardLocal>) -> R) -> R {
+    CURRENT.with(|c| match c.try_borrow() {
+        Ok(cur) => f(cur.as_deref()),
+        Err(_) => f(None),
+    })
+}
+
+/// Makes `shard` the current thread's shard until the guard drops (used by shard threads and
+/// by the test kit, which steps several shards on one thread).
+pub(crate) struct CurrentGuard {
+    prev: Option<Rc<ShardLocal>>,
+}
+
+impl CurrentGuard {
+    pub(crate) fn enter(shard: Rc<ShardLocal>) -> CurrentGuard {
+        let prev = CURRENT.with(|c| c.replace(Some(shard)));
+        CurrentGuard { prev }
+    }
+}
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        let old = CURRENT.with(|c| c.replace(prev));
+        drop(old);
+    }
+}
+
+/// Sends `env` to shard `target` from wherever the caller runs: the local queue if it is the
+/// current shard, the ring if the caller is another shard of the same runtime, the injection
+/// queue otherwise.
+#[inline]
+pub(crate) fn route(target: &Arc<ShardShared>, env: Envelope) {
+    let env = with_current(|cur| match cur {
+        Some(local) if Arc::ptr_eq(&local.rt, &target.rt) => {
+            if local.id == target.id {
+                local.push_local(env);
+            } else {
+                local.send_remote(target.id, env);
+            }
+            None
+        }
+        _ => Some(env),
+    });
+    if let Some(env) = env {
+        target.inject(env);
+    }
+}

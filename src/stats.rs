@@ -1,0 +1,107 @@
+//! Counters that the runtime keeps while it runs, and the snapshots users read.
+//!
+//! Each shard's counters are written only by that shard's thread (a `Relaxed` load and store,
+//! no read-modify-write on the hot path) and read by anyone with `Relaxed` loads: a snapshot is
+//! consistent per counter, not across counters.
+
+use crate::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $field:ident => $bump:ident ),* $(,)?) => {
+        /// Per-shard counters (single writer: the shard thread, except where noted).
+        #[derive(Default)]
+        pub(crate) struct ShardCounters {
+            $( $(#[$doc])* pub(crate) $field: AtomicU64, )*
+        }
+
+        impl ShardCounters {
+            $(
+                #[inline]
+                #[allow(dead_code)]
+                pub(crate) fn $bump(&self) {
+                    Self::add(&self.$field, 1);
+                }
+            )*
+
+            pub(crate) fn snapshot(&self, shard: usize) -> ShardStats {
+                ShardStats {
+                    shard,
+                    $( $field: self.$field.load(Ordering::Relaxed), )*
+                }
+            }
+        }
+
+        /// A snapshot of one shard's counters.
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct ShardStats {
+            /// The shard.
+            pub shard: usize,
+            $( $(#[$doc])* pub $field: u64, )*
+        }
+    };
+}
+
+counters! {
+    /// User messages handled by actors of this shard.
+    handled => bump_handled,
+    /// User messages sent to an actor of the same shard.
+    sent_local => bump_sent_local,
+    /// Envelopes sent to another shard through a ring.
+    sent_remote => bump_sent_remote,
+    /// Envelopes that found their ring full and waited in the ordered overflow buffer.
+    ring_overflow => bump_ring_overflow,
+    /// Envelopes received from threads outside the runtime.
+    injected => bump_injected,
+    /// Times the shard parked (slept in `epoll_wait`).
+    parks => bump_parks,
+    /// Wake-up syscalls this shard issued to sleeping peers.
+    wakeups_sent => bump_wakeups_sent,
+    /// Wake-ups issued to this shard by outside threads (written by those threads).
+    wakeups_received => bump_wakeups_received_unused,
+    /// Messages addressed to this shard that became dead letters (written by whichever thread
+    /// discarded them).
+    dead_letters => bump_dead_letters_unused,
+    /// Actors that failed by panicking.
+    panics => bump_panics,
+    /// Nanoseconds spent doing work.
+    busy_ns => bump_busy_ns_unused,
+    /// Nanoseconds spent spinning or parked.
+    idle_ns => bump_idle_ns_unused,
+}
+
+impl ShardCounters {
+    /// Adds one to a counter that several threads write.
+    #[inline]
+    pub(crate) fn bump_shared(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `n` to a counter written only by the shard thread.
+    #[inline]
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.store(
+            counter.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// A snapshot of one actor's statistics.
+///
+/// Processing time is measured per message with the monotonic clock; mailbox wait is the time
+/// from the send (the sender shard's loop clock, refreshed once per loop iteration, or the real
+/// clock for outside senders) to the start of the turn that handled the message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActorStats {
+    /// Messages handled.
+    pub processed: u64,
+    /// User messages accepted but not yet handled.
+    pub pending: u64,
+    /// Total time spent in the handler.
+    pub processing_total: Duration,
+    /// The longest single handler call.
+    pub processing_max: Duration,
+    /// Mean time a message waited in the mailbox.
+    pub mean_mailbox_wait: Duration,
+}

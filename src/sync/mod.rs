@@ -1,0 +1,99 @@
+//! The one door to concurrency primitives.
+//!
+//! Every atomic, `UnsafeCell`, spin hint, thread spawn and blocking wait that the runtime uses
+//! comes from this module. Under `--cfg coreactor_loom` it re-exports [loom]'s model-checked
+//! versions instead of the standard library's, so the loom models in `loom-tests/` and in the
+//! `#[cfg(all(test, coreactor_loom))]` modules check the production code itself, not a copy.
+//!
+//! The std side is given loom's API (`UnsafeCell::with` / `with_mut`) so that callers compile
+//! unchanged under both configurations. `.clippy.toml` forbids the std types everywhere else.
+//!
+//! [loom]: https://docs.rs/loom
+
+#![allow(clippy::disallowed_types, clippy::disallowed_methods, unused_imports)]
+
+#[cfg(not(coreactor_loom))]
+mod imp {
+    pub(crate) mod atomic {
+        // Aliases, not `use` re-exports: clippy's `disallowed_types` sees through a re-export
+        // and would flag every use of `crate::sync::atomic::*` outside this module, while an
+        // alias lets `.clippy.toml` ban the std types everywhere else.
+        pub(crate) use std::sync::atomic::{Ordering, fence};
+        pub(crate) type AtomicBool = std::sync::atomic::AtomicBool;
+        pub(crate) type AtomicU8 = std::sync::atomic::AtomicU8;
+        pub(crate) type AtomicU32 = std::sync::atomic::AtomicU32;
+        pub(crate) type AtomicU64 = std::sync::atomic::AtomicU64;
+        pub(crate) type AtomicUsize = std::sync::atomic::AtomicUsize;
+    }
+
+    pub(crate) use std::sync::Arc;
+    // Used by the loom stand-ins; the std build keeps the names for symmetry.
+    #[allow(dead_code)]
+    pub(crate) type Mutex<T> = std::sync::Mutex<T>;
+    #[allow(dead_code)]
+    pub(crate) type Condvar = std::sync::Condvar;
+
+    pub(crate) mod thread {
+        pub(crate) use std::thread::{
+            Builder, JoinHandle, Thread, current, park, park_timeout, yield_now,
+        };
+    }
+
+    /// Spin-wait hint (`pause` on x86).
+    #[inline]
+    pub(crate) fn spin_loop() {
+        std::hint::spin_loop();
+    }
+
+    /// A cell whose contents the owner mutates through raw pointers, with loom's API.
+    #[derive(Debug, Default)]
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            Self(std::cell::UnsafeCell::new(value))
+        }
+
+        /// Runs `f` with a shared raw pointer to the contents.
+        #[inline]
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        /// Runs `f` with an exclusive raw pointer to the contents.
+        #[inline]
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+}
+
+#[cfg(coreactor_loom)]
+mod imp {
+    pub(crate) mod atomic {
+        pub(crate) use loom::sync::atomic::{
+            AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+        };
+    }
+
+    pub(crate) use loom::cell::UnsafeCell;
+    pub(crate) use loom::sync::{Arc, Condvar, Mutex};
+
+    pub(crate) mod thread {
+        pub(crate) use loom::thread::{JoinHandle, Thread, current, park, yield_now};
+
+        /// loom has no timed park: a timed wait is modelled as an untimed one, which is the
+        /// stricter case (the timeout never rescues a lost wake-up).
+        pub(crate) fn park_timeout(_dur: std::time::Duration) {
+            park();
+        }
+    }
+
+    /// Under loom a spin is a yield point, so spin loops terminate in the model.
+    #[inline]
+    pub(crate) fn spin_loop() {
+        loom::thread::yield_now();
+    }
+}
+
+pub(crate) use imp::*;
