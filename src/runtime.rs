@@ -8,11 +8,11 @@ use crate::error::SpawnError;
 use crate::mailbox::ring::{Consumer, Producer, ring};
 use crate::shard::{
     Clock, CurrentGuard, DeadLetter, Envelope, RUNNING, RtShared, STOPPED, STOPPING, ShardLocal,
-    ShardParams, ShardShared, ThreadFacts, Waker, route,
+    ShardParams, ShardShared, ThreadFacts, route,
 };
 use crate::stats::ShardStats;
 use crate::sync::Arc;
-use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicUsize, Ordering};
 use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -248,7 +248,8 @@ impl fmt::Debug for Runtime {
     }
 }
 
-static PIN_WARNED: AtomicBool = AtomicBool::new(false);
+/// Set once the process has printed its pinning warning (warn once, not once per shard).
+static PIN_WARNED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
 
 impl Runtime {
     /// A builder with the default configuration.
@@ -292,7 +293,7 @@ impl Runtime {
             shards.push(Arc::new(ShardShared::new(
                 r.id,
                 rt.clone(),
-                Waker::new()?,
+                crate::shard::new_waker()?,
                 r.max_actors,
                 r.mailbox_capacity,
             )));
@@ -562,7 +563,7 @@ fn shard_main(
     let id = r.id;
     let (cpu, pin_warning) = if overbooked {
         let why = format!("shard {id}: more shards than CPUs; running unpinned");
-        if !PIN_WARNED.swap(true, Ordering::Relaxed) {
+        if PIN_WARNED.set(()).is_ok() {
             eprintln!("coreactor: warning: {why}");
         }
         (None, Some(why))
@@ -609,7 +610,7 @@ fn pin(cpu: Option<usize>) -> (Option<usize>, Option<String>) {
         (Some(cpu), None)
     } else {
         let why = format!("could not pin to CPU {cpu}; running unpinned");
-        if !PIN_WARNED.swap(true, Ordering::Relaxed) {
+        if PIN_WARNED.set(()).is_ok() {
             eprintln!("coreactor: warning: {why}");
         }
         (None, Some(why))

@@ -58,6 +58,7 @@ mod imp {
             self.0.lock().unwrap().pop_front()
         }
 
+        #[allow(dead_code)]
         pub(crate) fn is_empty(&self) -> bool {
             self.0.lock().unwrap().is_empty()
         }

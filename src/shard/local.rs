@@ -169,6 +169,7 @@ pub(crate) struct ShardParams {
     pub(crate) batch_budget: usize,
     pub(crate) spin_before_park: Duration,
     pub(crate) tick_ns: u64,
+    #[cfg_attr(coreactor_loom, allow(dead_code))]
     pub(crate) io_events: usize,
 }
 

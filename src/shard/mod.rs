@@ -42,6 +42,14 @@ pub(crate) type Waker = wakefd::WakeFd;
 #[cfg(coreactor_loom)]
 pub(crate) type Waker = wakefd::LoomWake;
 
+/// A shard's wake-up primitive.
+pub(crate) fn new_waker() -> std::io::Result<Waker> {
+    #[cfg(not(coreactor_loom))]
+    return wakefd::WakeFd::new();
+    #[cfg(coreactor_loom)]
+    return Ok(wakefd::LoomWake::new());
+}
+
 /// The runtime is accepting work.
 pub(crate) const RUNNING: u8 = 0;
 /// `shutdown` was called: shards are stopping their actors.
@@ -224,10 +232,16 @@ thread_local! {
 /// Runs `f` with the shard that the current thread is running, if any.
 #[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&ShardLocal>) -> R) -> R {
-    CURRENT.with(|c| match c.try_borrow() {
-        Ok(cur) => f(cur.as_deref()),
-        Err(_) => f(None),
-    })
+    // `try_with`: a `Reply` may be dropped by a thread-local destructor at thread exit.
+    let mut f = Some(f);
+    let r = CURRENT.try_with(|c| match c.try_borrow() {
+        Ok(cur) => (f.take().expect("called once"))(cur.as_deref()),
+        Err(_) => (f.take().expect("called once"))(None),
+    });
+    match r {
+        Ok(r) => r,
+        Err(_) => (f.take().expect("not called yet"))(None),
+    }
 }
 
 /// Makes `shard` the current thread's shard until the guard drops (used by shard threads and

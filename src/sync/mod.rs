@@ -81,6 +81,8 @@ mod imp {
 
     pub(crate) mod thread {
         pub(crate) use loom::thread::{JoinHandle, Thread, current, park, yield_now};
+        /// Shard threads are never started inside a loom model; the runtime keeps compiling.
+        pub(crate) use std::thread::Builder;
 
         /// loom has no timed park: a timed wait is modelled as an untimed one, which is the
         /// stricter case (the timeout never rescues a lost wake-up).

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs the loom models on the production code (see docs/loom.md).
+#   1. every model with --cfg coreactor_loom must pass;
+#   2. with the deliberate bugs injected (--cfg coreactor_loom_bug=...), the models written to
+#      catch them must fail (they are #[should_panic]; the others are ignored in that build).
+# A separate target directory keeps the loom builds from invalidating the normal one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom"
+models=()
+for f in loom-tests/*.rs; do
+    models+=(--test "loom_$(basename "$f" .rs)")
+done
+
+echo "== loom models (LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS)"
+start=$(date +%s)
+RUSTFLAGS="--cfg coreactor_loom -C debug-assertions" \
+    cargo test --release "${models[@]}" -- --test-threads=2
+echo "loom models passed in $(( $(date +%s) - start )) s"
+
+echo "== loom models with injected bugs: each must be caught"
+start=$(date +%s)
+RUSTFLAGS='--cfg coreactor_loom --cfg coreactor_loom_bug="ring" --cfg coreactor_loom_bug="doorbell" -C debug-assertions' \
+    cargo test --release "${models[@]}" -- --test-threads=2
+echo "injected bugs caught in $(( $(date +%s) - start )) s"
