@@ -12,6 +12,7 @@ mod mailbox;
 mod runtime;
 mod shard;
 pub mod stats;
+pub mod testkit;
 mod timer;
 
 pub use actor::{Actor, Addr, AskFuture, Context, Reply, StopReason, TimerId};

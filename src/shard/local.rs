@@ -135,7 +135,6 @@ impl AskTable {
         Some(taken)
     }
 
-    #[allow(dead_code)] // for the test kit (next step)
     fn len(&self) -> usize {
         self.entries.len() - self.free.len()
     }
@@ -178,7 +177,6 @@ pub(crate) enum Clock {
     /// Real monotonic time since the runtime's epoch.
     Real,
     /// A virtual clock advanced by hand (test kit), in nanoseconds.
-    #[allow(dead_code)] // for the test kit (next step)
     Manual(Rc<StdCell<u64>>),
 }
 
@@ -403,7 +401,6 @@ impl ShardLocal {
     }
 
     /// Number of live actors on this shard.
-    #[allow(dead_code)] // for the test kit (next step)
     pub(crate) fn actor_count(&self) -> usize {
         self.slab.borrow().iter().filter(|e| e.is_some()).count()
     }
@@ -737,7 +734,6 @@ impl ShardLocal {
     }
 
     /// Number of asks of this shard's actors that wait for a reply.
-    #[allow(dead_code)] // for the test kit (next step)
     pub(crate) fn pending_asks(&self) -> usize {
         self.asks.borrow().len()
     }
