@@ -89,9 +89,13 @@ impl ShardCounters {
 
 /// A snapshot of one actor's statistics.
 ///
-/// Processing time is measured per message with the monotonic clock; mailbox wait is the time
-/// from the send (the sender shard's loop clock, refreshed once per loop iteration, or the real
-/// clock for outside senders) to the start of the turn that handled the message.
+/// Processing time is measured per *turn* (one clock read per turn, not per message: a clock
+/// read costs about as much as handling a small message). A turn handles up to `batch_budget`
+/// messages, so `processing_total` is exact and `processing_max` is the longest turn — the
+/// longest single message whenever messages arrive one per turn, an upper bound on it otherwise.
+/// Mailbox wait is the time from the send (the sender shard's loop clock, refreshed once per
+/// loop iteration, or the real clock for outside senders) to the start of the turn that handled
+/// the message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ActorStats {
     /// Messages handled.
@@ -100,7 +104,7 @@ pub struct ActorStats {
     pub pending: u64,
     /// Total time spent in the handler.
     pub processing_total: Duration,
-    /// The longest single handler call.
+    /// The longest turn (see the type's docs: the longest message when turns hold one).
     pub processing_max: Duration,
     /// Mean time a message waited in the mailbox.
     pub mean_mailbox_wait: Duration,

@@ -240,9 +240,8 @@ impl<A: Actor> Addr<A> {
     /// message comes back.
     #[inline]
     pub fn try_tell(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
-        if self.shard.rt.is_stopping() {
-            return Err(SendError::Closed(msg));
-        }
+        // No runtime-state check here: shutdown closes every slot, so admission answers Closed;
+        // a message admitted in the window before its slot closes becomes a counted dead letter.
         let Some(meta) = self.shard.table.get(self.slot) else {
             return Err(SendError::Closed(msg));
         };
@@ -310,16 +309,16 @@ impl<A: Actor> Addr<A> {
     #[inline]
     fn send_admitted(&self, msg: A::Msg) {
         let leftover = with_current(|cur| match cur {
+            Some(local) if Arc::ptr_eq(&local.shared, &self.shard) => {
+                local.shared.counters.bump_sent_local();
+                self.push_local(local, msg, local.now_ns());
+                None
+            }
             Some(local) if Arc::ptr_eq(&local.rt, &self.shard.rt) => {
-                if local.id == self.shard.id {
-                    local.shared.counters.bump_sent_local();
-                    self.push_local(local, msg, local.now_ns());
-                } else {
-                    local.send_remote(
-                        self.shard.id,
-                        Vt::<A>::user(self.slot, self.generation, local.now_ns(), msg),
-                    );
-                }
+                local.send_remote(
+                    self.shard.id,
+                    Vt::<A>::user(self.slot, self.generation, local.now_ns(), msg),
+                );
                 None
             }
             _ => Some(msg),
@@ -333,21 +332,16 @@ impl<A: Actor> Addr<A> {
 
     #[inline]
     pub(crate) fn push_local(&self, local: &ShardLocal, msg: A::Msg, stamp: u64) {
-        let mut msg = Some(msg);
-        let pushed = local
-            .with_cell(self.slot, self.generation, |cell| {
-                match cell.as_any().downcast_ref::<ActorCell<A>>() {
-                    Some(c) if c.accepting() => {
-                        c.push(msg.take().expect("once"), stamp);
-                        true
-                    }
-                    _ => false,
+        if let Err(msg) =
+            local.push_typed::<ActorCell<A>, _>(self.slot, self.generation, msg, |cell, msg| {
+                if cell.accepting() {
+                    cell.push(msg, stamp);
+                    Ok(())
+                } else {
+                    Err(msg)
                 }
             })
-            .unwrap_or(false);
-        if pushed {
-            local.schedule(self.slot);
-        } else if let Some(msg) = msg {
+        {
             // Not installed yet (spawned from another shard) or stopping: the envelope path
             // parks it or turns it into a dead letter.
             Vt::<A>::user(self.slot, self.generation, stamp, msg).deliver(local);

@@ -39,7 +39,7 @@ const QUIET: u8 = 5;
 
 /// What a poll of the slot found.
 #[derive(Debug)]
-pub(crate) enum Poll<T> {
+pub enum Poll<T> {
     /// The reply (or the replier's error).
     Ready(Result<T, AskError>),
     /// The ask timed out.
@@ -49,7 +49,7 @@ pub(crate) enum Poll<T> {
 }
 
 /// A one-shot lock-free slot for one reply.
-pub(crate) struct ReplySlot<T> {
+pub struct ReplySlot<T> {
     state: AtomicU8,
     value: UnsafeCell<Option<Result<T, AskError>>>,
     thread: Option<Thread>,
@@ -67,7 +67,7 @@ unsafe impl<T: Send> Send for ReplySlot<T> {}
 impl<T> ReplySlot<T> {
     /// A slot whose asker is `thread` (unparked on completion) or a future (`None`), counting
     /// late replies in `late`.
-    pub(crate) fn new(thread: Option<Thread>, late: Arc<AtomicU64>) -> Self {
+    pub fn new(thread: Option<Thread>, late: Arc<AtomicU64>) -> Self {
         ReplySlot {
             state: AtomicU8::new(EMPTY),
             value: UnsafeCell::new(None),
@@ -78,7 +78,7 @@ impl<T> ReplySlot<T> {
     }
 
     /// Replier: delivers `result`, or reports it late if the asker gave up.
-    pub(crate) fn fulfil(&self, result: Result<T, AskError>) {
+    pub fn fulfil(&self, result: Result<T, AskError>) {
         // SAFETY: the replier is the only writer, and the asker reads `value` only after it
         // observes READY, which is published by the CAS below: no concurrent access.
         self.value.with_mut(|v| unsafe { *v = Some(result) });
@@ -101,7 +101,7 @@ impl<T> ReplySlot<T> {
     }
 
     /// Asker: takes the reply if it is there.
-    pub(crate) fn poll(&self) -> Poll<T> {
+    pub fn poll(&self) -> Poll<T> {
         // Acquire pairs with the Release CAS in `fulfil`.
         match self.state.load(Ordering::Acquire) {
             READY => {
@@ -119,7 +119,7 @@ impl<T> ReplySlot<T> {
 
     /// Asker (or a timer): gives up with a timeout. False if the reply arrived first (then
     /// [`poll`](Self::poll) returns it).
-    pub(crate) fn time_out(&self) -> bool {
+    pub fn time_out(&self) -> bool {
         let won = self
             .state
             .compare_exchange(EMPTY, TIMED_OUT, Ordering::AcqRel, Ordering::Acquire)
@@ -131,7 +131,7 @@ impl<T> ReplySlot<T> {
     }
 
     /// Asker: gives up without wanting an answer; a later reply is dropped and counted late.
-    pub(crate) fn cancel(&self) {
+    pub fn cancel(&self) {
         let _ = self
             .state
             .compare_exchange(EMPTY, CANCELLED, Ordering::AcqRel, Ordering::Acquire);
@@ -139,14 +139,14 @@ impl<T> ReplySlot<T> {
 
     /// Silently settles a slot whose request was never sent: a reply from the dropped request
     /// is not a late reply.
-    pub(crate) fn cancel_quietly(&self) {
+    pub fn cancel_quietly(&self) {
         let _ = self
             .state
             .compare_exchange(EMPTY, QUIET, Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// Registers the future's waker.
-    pub(crate) fn register(&self, waker: &Waker) {
+    pub fn register(&self, waker: &Waker) {
         self.waker.register(waker);
     }
 

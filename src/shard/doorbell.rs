@@ -539,7 +539,12 @@ mod tests {
             .map(|h| h.join().expect("producer panicked"))
             .sum();
         assert!(woke <= parks, "{woke} wake-ups for {parks} parks");
-        assert_eq!(b.take(), 0);
+        if lockstep {
+            // In burst mode a producer may ring again after the consumer already read its final
+            // value (the Relaxed load can see a value stored after the ring it acquired), so a
+            // bit may legitimately be left set; in lockstep every ring was consumed.
+            assert_eq!(b.take(), 0);
+        }
         parks
     }
 

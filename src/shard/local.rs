@@ -355,6 +355,34 @@ impl ShardLocal {
         }
     }
 
+    /// Pushes `value` into the live cell of type `C` at `(slot, generation)` with `push`, and
+    /// schedules the cell if `push` accepted it; hands the value back otherwise. One slab
+    /// borrow for the lookup, the downcast and the scheduling: this is the same-shard send path.
+    #[inline]
+    pub(crate) fn push_typed<C: Cell, V>(
+        &self,
+        slot: u32,
+        generation: u32,
+        value: V,
+        push: impl FnOnce(&C, V) -> Result<(), V>,
+    ) -> Result<(), V> {
+        let slab = self.slab.borrow();
+        let Some(Some(e)) = slab.get(slot as usize) else {
+            return Err(value);
+        };
+        if e.generation != generation {
+            return Err(value);
+        }
+        let Some(cell) = e.cell.as_any().downcast_ref::<C>() else {
+            return Err(value);
+        };
+        push(cell, value)?;
+        if !e.scheduled.replace(true) {
+            self.ready.borrow_mut().push_back(slot);
+        }
+        Ok(())
+    }
+
     /// Puts an actor with messages on the ready queue (once).
     #[inline]
     pub(crate) fn schedule(&self, slot: u32) {

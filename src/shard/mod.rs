@@ -14,6 +14,7 @@
 //! so that any send made on that thread (from a handler, a `Reply` being dropped, ...) takes the
 //! ring towards its target shard instead of the injection queue.
 
+pub(crate) mod close;
 pub(crate) mod doorbell;
 pub(crate) mod envelope;
 mod local;
@@ -26,12 +27,11 @@ pub(crate) use local::{
     Cell, Clock, PendingAsk, REPLY_VT, ShardLocal, ShardParams, TimerAction, Turn,
 };
 
-use crate::mailbox::inject::InjectQueue;
 use crate::stats::ShardCounters;
 use crate::sync::Arc;
-use crate::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
+use crate::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use close::ClosableQueue;
 use doorbell::{Doorbell, INJECT};
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -138,8 +138,8 @@ pub(crate) struct ShardShared {
     pub(crate) id: usize,
     pub(crate) rt: Arc<RtShared>,
     pub(crate) doorbell: Doorbell<Waker>,
-    pub(crate) inject: InjectQueue<Envelope>,
-    inject_closed: AtomicBool,
+    /// The injection queue and its shutdown handshake (see [`close`]).
+    pub(crate) inject: ClosableQueue<Envelope>,
     pub(crate) table: SlotTable,
     pub(crate) mailbox_capacity: u32,
     pub(crate) counters: ShardCounters,
@@ -158,8 +158,7 @@ impl ShardShared {
             id,
             rt,
             doorbell: Doorbell::new(waker),
-            inject: InjectQueue::new(),
-            inject_closed: AtomicBool::new(false),
+            inject: ClosableQueue::new(),
             table: SlotTable::new(max_actors),
             mailbox_capacity: u32::try_from(mailbox_capacity).unwrap_or(u32::MAX),
             counters: ShardCounters::default(),
@@ -173,30 +172,25 @@ impl ShardShared {
     }
 
     /// Hands `env` to this shard from a thread that is not one of the runtime's shards.
+    ///
+    /// If the shard has already made its final drain, this pusher discards what is queued
+    /// (the handshake is in [`close`]): nothing stays behind.
     pub(crate) fn inject(&self, env: Envelope) {
-        self.inject.push(env);
-        if self.doorbell.ring(INJECT) {
-            ShardCounters::bump_shared(&self.counters.wakeups_received);
-        }
-        // Pairs with the fence in `close_inject`: either the shard's final drain sees our push,
-        // or we see the closed flag and discard the queue ourselves. Nothing stays behind.
-        fence(Ordering::SeqCst);
-        if self.inject_closed.load(Ordering::Relaxed) {
-            self.discard_inject();
-        }
+        self.inject.push(
+            env,
+            || {
+                if self.doorbell.ring(INJECT) {
+                    ShardCounters::bump_shared(&self.counters.wakeups_received);
+                }
+            },
+            |env| self.discard(env, DeadLetterReason::Shutdown),
+        );
     }
 
     /// The shard's final drain: after this, late pushes are discarded by their pushers.
     pub(crate) fn close_inject(&self) {
-        self.inject_closed.store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        self.discard_inject();
-    }
-
-    fn discard_inject(&self) {
-        while let Some(env) = self.inject.pop() {
-            self.discard(env, DeadLetterReason::Shutdown);
-        }
+        self.inject
+            .close(|env| self.discard(env, DeadLetterReason::Shutdown));
     }
 
     /// Accounts for an envelope that cannot be delivered, then drops it (which answers any
@@ -226,42 +220,48 @@ impl ShardShared {
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<Rc<ShardLocal>>> = const { RefCell::new(None) };
+    /// The shard this thread is running, or null. A raw pointer in a `Cell` (no destructor, no
+    /// lazy registration): reading it is one TLS load on every send, which a `RefCell<Option<Rc>>`
+    /// made several times dearer (docs/benchmarks.md).
+    static CURRENT: std::cell::Cell<*const ShardLocal> = const { std::cell::Cell::new(std::ptr::null()) };
 }
 
 /// Runs `f` with the shard that the current thread is running, if any.
 #[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&ShardLocal>) -> R) -> R {
-    // `try_with`: a `Reply` may be dropped by a thread-local destructor at thread exit.
-    let mut f = Some(f);
-    let r = CURRENT.try_with(|c| match c.try_borrow() {
-        Ok(cur) => (f.take().expect("called once"))(cur.as_deref()),
-        Err(_) => (f.take().expect("called once"))(None),
-    });
-    match r {
-        Ok(r) => r,
-        Err(_) => (f.take().expect("not called yet"))(None),
+    let p = CURRENT.with(std::cell::Cell::get);
+    if p.is_null() {
+        f(None)
+    } else {
+        // SAFETY: a non-null `CURRENT` was stored by a live `CurrentGuard` of this thread, which
+        // owns an `Rc` keeping the `ShardLocal` alive until the guard drops and restores the
+        // previous value. Guards are strictly nested (a guard is a local of the frame that runs
+        // the shard), and `f` cannot drop the guard of an enclosing frame, so `*p` outlives
+        // this call. The reference is shared: `ShardLocal` uses only interior mutability.
+        f(Some(unsafe { &*p }))
     }
 }
 
 /// Makes `shard` the current thread's shard until the guard drops (used by shard threads and
 /// by the test kit, which steps several shards on one thread).
 pub(crate) struct CurrentGuard {
-    prev: Option<Rc<ShardLocal>>,
+    prev: *const ShardLocal,
+    _shard: Rc<ShardLocal>,
 }
 
 impl CurrentGuard {
     pub(crate) fn enter(shard: Rc<ShardLocal>) -> CurrentGuard {
-        let prev = CURRENT.with(|c| c.replace(Some(shard)));
-        CurrentGuard { prev }
+        let prev = CURRENT.with(|c| c.replace(Rc::as_ptr(&shard)));
+        CurrentGuard {
+            prev,
+            _shard: shard,
+        }
     }
 }
 
 impl Drop for CurrentGuard {
     fn drop(&mut self) {
-        let prev = self.prev.take();
-        let old = CURRENT.with(|c| c.replace(prev));
-        drop(old);
+        CURRENT.with(|c| c.set(self.prev));
     }
 }
 

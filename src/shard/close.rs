@@ -1,0 +1,105 @@
+//! The injection queue with its shutdown handshake: after a shard's final drain, nothing pushed
+//! by an outside thread is left behind.
+//!
+//! # Protocol
+//!
+//! Outside threads push into a shard's [`InjectQueue`] at any time, also while and after the
+//! shard shuts down. The shard *closes* the queue once, in its final drain. Every pushed value
+//! must then be either consumed by the shard (a regular [`pop`](ClosableQueue::pop)) or handed
+//! to a `discard` callback (dead letter) by someone, exactly once, and never stay in the queue.
+//!
+//! A pusher ([`push`](ClosableQueue::push)):
+//!
+//! 1. pushes its value;
+//! 2. calls `notify` (rings the shard's doorbell);
+//! 3. `fence(SeqCst)`;
+//! 4. loads `closed` (Relaxed); if set, pops and discards everything queued, its own value or
+//!    anyone else's.
+//!
+//! The shard ([`close`](ClosableQueue::close)):
+//!
+//! 1. stores `closed = true` (Relaxed);
+//! 2. `fence(SeqCst)`;
+//! 3. pops and discards everything queued.
+//!
+//! This is the store-buffering pattern: each side writes (the queue, the flag) then reads what
+//! the other side writes. The two SeqCst fences are totally ordered. If the pusher's fence comes
+//! first, its push happens before the shard's drain in step 3, which finds the value (or a pop
+//! that took it). If the shard's fence comes first, its `closed` store is visible to the
+//! pusher's load in step 4, which discards. Either way somebody drains after the push; a value
+//! is popped at most once because popping is the queue's own atomic operation. Without either
+//! fence, both loads may read stale values and the value stays queued forever (a leak, and an
+//! asker that waits for its full timeout).
+//!
+//! Plain SeqCst loads and stores would not do: `InjectQueue` may be read through its own
+//! orderings (crossbeam's are not ours to rely on), and loom models SeqCst accesses as AcqRel,
+//! but it models `fence(SeqCst)`. `loom-tests/inject_close.rs` checks the handshake with
+//! [`InjectQueue`]'s loom stand-in, whose emptiness check is no stronger than crossbeam's.
+//!
+//! # Deliberate bug (`--cfg coreactor_loom_bug="inject"`)
+//!
+//! The pusher's fence (step 3) is left out; `loom-tests/inject_close.rs` must then find the
+//! interleaving that leaves a value in the queue. The pusher's fence is the one dropped because
+//! crossbeam's `SegQueue::pop` happens to issue a SeqCst fence of its own before it decides the
+//! queue is empty, which would stand in for the shard's fence in a real run but not for this one.
+
+use crate::mailbox::inject::InjectQueue;
+use crate::sync::atomic::{AtomicBool, Ordering, fence};
+
+/// An [`InjectQueue`] that its consumer closes once; see the module docs for the handshake.
+pub struct ClosableQueue<T> {
+    queue: InjectQueue<T>,
+    closed: AtomicBool,
+}
+
+impl<T> ClosableQueue<T> {
+    /// An open, empty queue.
+    #[must_use]
+    pub fn new() -> Self {
+        ClosableQueue {
+            queue: InjectQueue::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Pusher: queues `value`, calls `notify`, and, if the consumer has closed the queue,
+    /// hands everything still queued to `discard` (steps 1–4 of the module docs).
+    pub fn push(&self, value: T, notify: impl FnOnce(), discard: impl FnMut(T)) {
+        self.queue.push(value);
+        notify();
+        // Step 3. Pairs with the fence in `close`: either this push happens before the
+        // consumer's final drain, or its `closed` store is visible to the load below.
+        #[cfg(not(coreactor_loom_bug = "inject"))]
+        fence(Ordering::SeqCst);
+        // Relaxed: the fences above and in `close` order this load (see the module docs).
+        if self.closed.load(Ordering::Relaxed) {
+            self.discard_all(discard);
+        }
+    }
+
+    /// Consumer: takes the oldest value, if any.
+    pub fn pop(&self) -> Option<T> {
+        self.queue.pop()
+    }
+
+    /// Consumer's final drain: closes the queue and hands everything queued to `discard`.
+    /// Values pushed later are discarded by their pushers.
+    pub fn close(&self, discard: impl FnMut(T)) {
+        // Relaxed: the fence below publishes it (pairs with the fence in `push`).
+        self.closed.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        self.discard_all(discard);
+    }
+
+    fn discard_all(&self, mut discard: impl FnMut(T)) {
+        while let Some(value) = self.queue.pop() {
+            discard(value);
+        }
+    }
+}
+
+impl<T> Default for ClosableQueue<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
