@@ -6,5 +6,7 @@ fn main() {
     // `coreactor_loom`: production atomics come from loom (see `src/sync/`).
     println!("cargo::rustc-check-cfg=cfg(coreactor_loom)");
     // `coreactor_loom_bug`: injects deliberate ordering bugs that the loom models must catch.
-    println!("cargo::rustc-check-cfg=cfg(coreactor_loom_bug, values(\"doorbell\", \"ring\"))");
+    println!(
+        "cargo::rustc-check-cfg=cfg(coreactor_loom_bug, values(\"doorbell\", \"inject\", \"ring\"))"
+    );
 }

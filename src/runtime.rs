@@ -61,8 +61,9 @@ impl From<std::io::Error> for StartError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ShutdownError {
-    /// These shards did not finish within the shutdown timeout (an actor blocked in a handler
-    /// or hook); their threads are left running detached.
+    /// These shards did not finish stopping their actors within the shutdown timeout (an actor
+    /// blocked in a handler or hook). Their threads, and those of the shards waiting for them,
+    /// are left running detached; they exit once the blocked code returns.
     Timeout {
         /// The shards still running.
         stuck: Vec<usize>,
@@ -173,6 +174,13 @@ impl Builder {
         self
     }
 
+    /// Pins every shard that has no override of its own to `cpu` (mostly for tests; use
+    /// [`shard_override`](Self::shard_override) or [`Placement::Fixed`] to place shards).
+    pub fn cpu(mut self, cpu: usize) -> Self {
+        self.config.shard.cpu = Some(cpu);
+        self
+    }
+
     shard_setters! {
         /// Capacity of each SPSC ring between two shards (power of two; default 1024).
         ring_capacity: usize => ring_capacity,
@@ -275,13 +283,20 @@ impl Runtime {
     ) -> Result<Runtime, StartError> {
         let mut resolved = config.resolve()?;
         let n = resolved.len();
-        // More shards than CPUs: pinning two shards to one CPU would make them fight over it,
-        // so later shards that land on an already used CPU run unpinned (with a warning).
+        // More shards than CPUs: pinning two shards to one CPU by placement would make them
+        // fight over it, so later shards that the placement puts on an already used CPU run
+        // unpinned (with a warning). CPUs chosen explicitly (fixed list, `cpu` keys) are obeyed.
+        let explicit = |id: usize| {
+            matches!(config.placement, Placement::Fixed(_))
+                || config.shard.cpu.is_some()
+                || config.overrides.get(&id).is_some_and(|o| o.cpu.is_some())
+        };
         let mut used = std::collections::HashSet::new();
         let mut unpinned = Vec::new();
         for r in &mut resolved {
             if let Some(cpu) = r.cpu
                 && !used.insert(cpu)
+                && !explicit(r.id)
             {
                 r.cpu = None;
                 unpinned.push(r.id);
@@ -490,10 +505,20 @@ impl Runtime {
                 break;
             }
             if Instant::now() >= deadline {
+                // Healthy shards wait for the others before their final drain, so the stuck
+                // ones are those that never finished stopping their actors.
+                let mut stuck: Vec<usize> = pending
+                    .iter()
+                    .copied()
+                    .filter(|&i| !self.shards[i].actors_stopped())
+                    .collect();
+                if stuck.is_empty() {
+                    stuck = pending.clone();
+                }
                 for &i in &pending {
                     self.threads[i] = None;
                 }
-                result = Err(ShutdownError::Timeout { stuck: pending });
+                result = Err(ShutdownError::Timeout { stuck });
                 break;
             }
             crate::sync::thread::park_timeout(Duration::from_micros(200));

@@ -65,7 +65,8 @@ fn send_after_fires_when_virtual_time_reaches_the_deadline() {
     let a = kit.spawn_on(1, alarm());
     a.tell(AlarmMsg::Arm(1, Duration::from_millis(10))).unwrap();
     a.tell(AlarmMsg::Arm(2, Duration::from_millis(5))).unwrap();
-    a.tell(AlarmMsg::ArmAndCancel(3, Duration::from_millis(1))).unwrap();
+    a.tell(AlarmMsg::ArmAndCancel(3, Duration::from_millis(1)))
+        .unwrap();
     kit.run_until_idle();
     kit.advance(Duration::from_millis(4));
     assert_eq!(kit.ask(&a, AlarmMsg::Log).unwrap(), vec![]);
@@ -77,7 +78,10 @@ fn send_after_fires_when_virtual_time_reaches_the_deadline() {
     kit.advance(Duration::from_millis(100));
     assert_eq!(
         kit.ask(&a, AlarmMsg::Log).unwrap(),
-        vec![(2, Duration::from_millis(5)), (1, Duration::from_millis(105))],
+        vec![
+            (2, Duration::from_millis(5)),
+            (1, Duration::from_millis(105))
+        ],
         "the 10 ms timer fires at the first step after its deadline, here 105 ms"
     );
 }

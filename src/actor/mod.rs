@@ -95,8 +95,6 @@ pub enum StopReason {
     Requested,
     /// A handler or hook panicked; the payload's message, if it was a string.
     Panicked(String),
-    /// Its factory panicked on the target shard, so it never started.
-    SpawnFailed(String),
     /// The runtime shut down.
     Shutdown,
 }
@@ -104,7 +102,7 @@ pub enum StopReason {
 impl StopReason {
     /// True for reasons that count as a failure (a panic).
     pub fn is_failure(&self) -> bool {
-        matches!(self, StopReason::Panicked(_) | StopReason::SpawnFailed(_))
+        matches!(self, StopReason::Panicked(_))
     }
 }
 
@@ -114,7 +112,6 @@ impl fmt::Display for StopReason {
             StopReason::Normal => f.write_str("stopped itself"),
             StopReason::Requested => f.write_str("stop requested"),
             StopReason::Panicked(m) => write!(f, "panicked: {m}"),
-            StopReason::SpawnFailed(m) => write!(f, "factory panicked: {m}"),
             StopReason::Shutdown => f.write_str("runtime shut down"),
         }
     }

@@ -568,7 +568,7 @@ impl ShardLocal {
             (index, e.generation)
         };
         let key = self.timers.borrow_mut().insert(
-            self.now_tick() + period_ticks,
+            self.deadline_tick(Duration::from_nanos(period_ticks * self.params.tick_ns)),
             TimerAction::Interval { index, generation },
         );
         self.intervals.borrow_mut()[index as usize].timer = Some(key);
@@ -642,17 +642,19 @@ impl ShardLocal {
         };
         if still {
             let key = self.timers.borrow_mut().insert(
-                self.now_tick() + period_ticks,
+                self.deadline_tick(Duration::from_nanos(period_ticks * self.params.tick_ns)),
                 TimerAction::Interval { index, generation },
             );
             self.intervals.borrow_mut()[index as usize].timer = Some(key);
         }
     }
 
-    fn deliver_timer_message(&self, env: Envelope) {
+    fn deliver_timer_message(&self, mut env: Envelope) {
         match self.shared.table.get(env.slot) {
             Some(meta) if meta.is_open(env.generation) => {
                 meta.add_forced(1);
+                // Mailbox wait starts when the timer fires, not when it was armed.
+                env.stamp = self.now_ns();
                 env.deliver(self);
             }
             // The actor is gone: its own timer dies with it.
@@ -869,7 +871,14 @@ impl ShardLocal {
     /// One iteration of the reactor loop; true if it did any work.
     pub(crate) fn run_once(&self) -> bool {
         self.refresh_clock();
-        let bits = self.shared.doorbell.take();
+        // A plain load first: the RMW of `take` would pull the doorbell's cache line away from
+        // the producers on every iteration even when no bit is set. A bit set just after the
+        // load is seen by the next iteration, the spin loop, or refuses `prepare_park`.
+        let bits = if self.shared.doorbell.pending() != 0 {
+            self.shared.doorbell.take()
+        } else {
+            0
+        };
         let mut work = bits != 0 && self.drain_inbound(bits);
         work |= self.drain_local();
         work |= self.fire_timers();
@@ -1020,6 +1029,7 @@ impl ShardLocal {
 
     fn shutdown(&self) {
         self.stop_all_actors();
+        self.shared.mark_actors_stopped();
         let n = self.rt.shard_count;
         if self.rt.stopped_actors_phase.fetch_add(1, Ordering::AcqRel) + 1 == n {
             for peer in self.peers.iter() {

@@ -29,7 +29,7 @@ pub(crate) use local::{
 
 use crate::stats::ShardCounters;
 use crate::sync::Arc;
-use crate::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use close::ClosableQueue;
 use doorbell::{Doorbell, INJECT};
 use std::rc::Rc;
@@ -144,6 +144,8 @@ pub(crate) struct ShardShared {
     pub(crate) mailbox_capacity: u32,
     pub(crate) counters: ShardCounters,
     pub(crate) facts: OnceLock<ThreadFacts>,
+    /// Set once this shard finished stopping its actors at shutdown (phase 1).
+    actors_stopped: AtomicBool,
 }
 
 impl ShardShared {
@@ -163,7 +165,18 @@ impl ShardShared {
             mailbox_capacity: u32::try_from(mailbox_capacity).unwrap_or(u32::MAX),
             counters: ShardCounters::default(),
             facts: OnceLock::new(),
+            actors_stopped: AtomicBool::new(false),
         }
+    }
+
+    /// Records that this shard stopped all its actors (shutdown phase 1).
+    pub(crate) fn mark_actors_stopped(&self) {
+        self.actors_stopped.store(true, Ordering::Release);
+    }
+
+    /// True once this shard stopped all its actors at shutdown.
+    pub(crate) fn actors_stopped(&self) -> bool {
+        self.actors_stopped.load(Ordering::Acquire)
     }
 
     /// The shard's `max_actors`.

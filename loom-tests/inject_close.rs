@@ -1,0 +1,113 @@
+#![cfg(coreactor_loom)]
+//! Loom models of the injection queue's shutdown handshake (`src/shard/close.rs`, used by
+//! `ShardShared::inject` and `ShardShared::close_inject`).
+//!
+//! Outside threads push values with `ClosableQueue::push` while the shard makes its last
+//! regular drain (`pop` until empty) and then its final one (`close`). Property: every pushed
+//! value is consumed by the shard or discarded by someone (the shard or a pusher), exactly
+//! once, and the queue is empty once every thread has finished.
+//!
+//! The queue is `InjectQueue`'s loom stand-in, whose `pop` may miss a push that does not
+//! happen before it (as `SegQueue::pop` may), so only the two `fence(SeqCst)` of the handshake
+//! make a late push visible. `notify` (the doorbell ring in the runtime) does nothing here: the
+//! final drain does not read the doorbell, so the model must not get synchronization from it.
+//!
+//! Models: (a) one pusher, two values; (b) two pushers, one value each, which may both
+//! discard concurrently with the shard; (c) model (a) against the deliberately broken `push`
+//! without its fence (`--cfg coreactor_loom_bug="inject"`), which must leave a value queued.
+//!
+//! ```text
+//! RUSTFLAGS="--cfg coreactor_loom" LOOM_MAX_PREEMPTIONS=2 \
+//!     cargo test --release --test loom_inject_close
+//! RUSTFLAGS="--cfg coreactor_loom --cfg coreactor_loom_bug=\"inject\"" LOOM_MAX_PREEMPTIONS=2 \
+//!     cargo test --release --test loom_inject_close
+//! ```
+
+// `std::sync::Arc`, not loom's: a loom `Arc` dropped while a failed model unwinds panics again
+// (loom issue #291) and would abort the `should_panic` model (c). Its count is not under test.
+use std::sync::Arc;
+
+use coreactor::__loom::ClosableQueue;
+use loom::thread;
+
+/// What one thread did with the values it handled.
+#[derive(Debug, Default)]
+struct Handled {
+    consumed: Vec<usize>,
+    discarded: Vec<usize>,
+}
+
+/// Pushes `values`, collecting what this pusher had to discard.
+fn pusher(queue: Arc<ClosableQueue<usize>>, values: Vec<usize>) -> thread::JoinHandle<Handled> {
+    thread::spawn(move || {
+        let mut handled = Handled::default();
+        for value in values {
+            queue.push(value, || {}, |v| handled.discarded.push(v));
+        }
+        handled
+    })
+}
+
+/// The shard's side: a last regular drain, then the final drain that closes the queue.
+fn shard(queue: &ClosableQueue<usize>) -> Handled {
+    let mut handled = Handled::default();
+    while let Some(v) = queue.pop() {
+        handled.consumed.push(v);
+    }
+    queue.close(|v| handled.discarded.push(v));
+    handled
+}
+
+/// Runs the shard against one pusher per entry of `pushers` and checks the property.
+fn handshake(pushers: &[&[usize]]) {
+    let queue = Arc::new(ClosableQueue::new());
+    let threads: Vec<_> = pushers
+        .iter()
+        .map(|values| pusher(Arc::clone(&queue), values.to_vec()))
+        .collect();
+    let mut all = vec![shard(&queue)];
+    all.extend(
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("pusher panicked")),
+    );
+
+    assert_eq!(queue.pop(), None, "a value was left in the queue");
+    let mut seen: Vec<usize> = all
+        .iter()
+        .flat_map(|h| h.consumed.iter().chain(&h.discarded))
+        .copied()
+        .collect();
+    seen.sort_unstable();
+    let mut pushed: Vec<usize> = pushers.iter().flat_map(|v| v.iter()).copied().collect();
+    pushed.sort_unstable();
+    assert_eq!(
+        seen, pushed,
+        "each value is consumed or discarded exactly once"
+    );
+}
+
+/// (a) One outside thread pushes two values while the shard drains and closes.
+#[test]
+#[cfg(not(coreactor_loom_bug = "inject"))]
+fn one_pusher_two_values() {
+    loom::model(|| handshake(&[&[0, 1]]));
+}
+
+/// (b) Two outside threads push one value each: a value may be discarded by the shard or by
+/// either pusher, whichever pops it, and still only once.
+#[test]
+#[cfg(not(coreactor_loom_bug = "inject"))]
+fn two_pushers() {
+    loom::model(|| handshake(&[&[0], &[1]]));
+}
+
+/// (c) Without the pusher's fence, loom finds the store-buffering interleaving: the pusher
+/// reads `closed == false`, the shard's final drain finds the queue empty, and the value stays
+/// queued.
+#[test]
+#[cfg(coreactor_loom_bug = "inject")]
+#[should_panic(expected = "a value was left in the queue")]
+fn missing_fence_is_caught() {
+    loom::model(|| handshake(&[&[0, 1]]));
+}
