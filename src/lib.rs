@@ -8,6 +8,8 @@ pub(crate) mod sync;
 mod actor;
 pub mod config;
 mod error;
+#[cfg(not(coreactor_loom))]
+pub mod io;
 mod mailbox;
 mod runtime;
 mod shard;

@@ -191,6 +191,9 @@ impl<A: Actor> ActorCell<A> {
             drop(q);
         }
         self.control.borrow_mut().clear();
+        // Before the actor (and the fds it owns) is dropped, so a closed fd's number is never
+        // confused with a new one.
+        shard.deregister_actor_io(self.slot);
         let actor = self.actor.borrow_mut().take();
         if let Some(mut a) = actor.filter(|_| was_running) {
             let mut ctx = Context::new(shard, self);

@@ -219,3 +219,55 @@ where
         }
     }
 }
+
+#[cfg(not(coreactor_loom))]
+impl<A: Actor> Context<'_, A> {
+    /// Registers `fd` with this shard's epoll instance: every readiness event becomes the
+    /// message `on_ready` makes, delivered to this actor on its own shard (bypassing the mailbox
+    /// bound, like a timer message). Level-triggered interests give a message at every poll
+    /// while the fd stays ready; edge-triggered ones (`Interest::READABLE.edge_triggered()`)
+    /// one per change, after which the actor must read or write until `WouldBlock`. The fd
+    /// stays owned by the caller; it is deregistered automatically when this actor stops.
+    ///
+    /// # Errors
+    ///
+    /// The `epoll_ctl` error (for example `EEXIST` if the fd is already registered on this
+    /// shard, `EPERM` for a regular file).
+    pub fn register_io(
+        &mut self,
+        fd: &impl std::os::fd::AsRawFd,
+        interest: crate::io::Interest,
+        mut on_ready: impl FnMut(crate::io::Readiness) -> A::Msg + 'static,
+    ) -> std::io::Result<crate::io::IoToken> {
+        let (slot, generation) = (self.cell.slot, self.cell.generation);
+        self.shard.register_io(
+            fd.as_raw_fd(),
+            interest,
+            slot,
+            generation,
+            Box::new(move |r| Vt::<A>::user(slot, generation, 0, on_ready(r))),
+        )
+    }
+
+    /// Changes the interest set of a registration.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for a token that is not registered, or the `epoll_ctl` error.
+    pub fn reregister_io(
+        &mut self,
+        token: crate::io::IoToken,
+        interest: crate::io::Interest,
+    ) -> std::io::Result<()> {
+        self.shard.reregister_io(token, interest)
+    }
+
+    /// Removes a registration (no more events for it).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for a token that is not registered, or the `epoll_ctl` error.
+    pub fn deregister_io(&mut self, token: crate::io::IoToken) -> std::io::Result<()> {
+        self.shard.deregister_io(token)
+    }
+}

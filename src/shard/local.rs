@@ -207,6 +207,9 @@ pub(crate) struct ShardLocal {
     poller: super::poller::Poller,
     #[cfg(not(coreactor_loom))]
     events: RefCell<super::poller::Events>,
+    #[cfg(not(coreactor_loom))]
+    io: RefCell<super::io::IoTable>,
+    iterations: StdCell<u64>,
 }
 
 /// The epoll token of the shard's own wake-up eventfd.
@@ -274,6 +277,9 @@ impl ShardLocal {
             stopping: StdCell::new(false),
             #[cfg(not(coreactor_loom))]
             poller,
+            #[cfg(not(coreactor_loom))]
+            io: RefCell::new(super::io::IoTable::default()),
+            iterations: StdCell::new(0),
             shared,
         };
         local.refresh_clock();
@@ -423,6 +429,7 @@ impl ShardLocal {
             .get_mut(slot as usize)
             .and_then(Option::take);
         if entry.is_some() {
+            self.deregister_actor_io(slot);
             drop(entry);
             self.shared.table.release(slot);
         }
@@ -902,15 +909,7 @@ impl ShardLocal {
         }
         self.shared.counters.bump_parks();
         #[cfg(not(coreactor_loom))]
-        {
-            let mut events = self.events.borrow_mut();
-            let _ = self.poller.wait(&mut events, timeout);
-            for ev in events.iter() {
-                if ev.token == WAKE_TOKEN {
-                    self.shared.doorbell.waker().drain();
-                }
-            }
-        }
+        self.poll_io(timeout);
         #[cfg(coreactor_loom)]
         {
             let _ = timeout;
@@ -919,11 +918,145 @@ impl ShardLocal {
         self.shared.doorbell.finish_park();
     }
 
+    /// Waits for I/O events at most `timeout` (`Some(ZERO)`: just look) and turns them into
+    /// messages; the wake-up eventfd is drained.
+    #[cfg(not(coreactor_loom))]
+    fn poll_io(&self, timeout: Option<Duration>) -> bool {
+        let tokens: Vec<(u64, super::io::Readiness)> = {
+            let mut events = self.events.borrow_mut();
+            if self.poller.wait(&mut events, timeout).is_err() {
+                return false;
+            }
+            events
+                .iter()
+                .map(|ev| {
+                    (
+                        ev.token,
+                        super::io::Readiness {
+                            readable: ev.readable,
+                            writable: ev.writable,
+                            hangup: ev.hangup,
+                            error: ev.error,
+                        },
+                    )
+                })
+                .collect()
+        };
+        let mut any = false;
+        for (token, readiness) in tokens {
+            if token == WAKE_TOKEN {
+                self.shared.doorbell.waker().drain();
+            } else {
+                any = true;
+                self.io_ready(super::io::IoToken::from_epoll(token), readiness);
+            }
+        }
+        any
+    }
+
+    #[cfg(not(coreactor_loom))]
+    fn io_ready(&self, token: super::io::IoToken, readiness: super::io::Readiness) {
+        let Some(reg) = self.io.borrow().get(token) else {
+            return;
+        };
+        let alive = self
+            .shared
+            .table
+            .get(reg.slot)
+            .is_some_and(|m| m.is_open(reg.actor_generation));
+        if !alive {
+            let _ = self.deregister_io(token);
+            return;
+        }
+        let make = self.io.borrow_mut().take_make(token);
+        let Some(mut make) = make else { return };
+        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| make(readiness)));
+        self.io.borrow_mut().restore_make(token, make);
+        match made {
+            Ok(env) => self.deliver_timer_message(env),
+            Err(_) => self.shared.counters.bump_panics(),
+        }
+    }
+
+    /// Registers `fd` for the actor at `(slot, actor_generation)`; each event becomes the
+    /// envelope made by `make`.
+    #[cfg(not(coreactor_loom))]
+    pub(crate) fn register_io(
+        &self,
+        fd: std::os::fd::RawFd,
+        interest: super::poller::Interest,
+        slot: u32,
+        actor_generation: u32,
+        make: super::io::MakeIoMessage,
+    ) -> std::io::Result<super::io::IoToken> {
+        let token = self
+            .io
+            .borrow_mut()
+            .insert(slot, actor_generation, fd, make);
+        if let Err(e) = self.poller.register(fd, token.to_epoll(), interest) {
+            let removed = self.io.borrow_mut().remove(token);
+            drop(removed);
+            return Err(e);
+        }
+        Ok(token)
+    }
+
+    /// Changes the interest set of a registration.
+    #[cfg(not(coreactor_loom))]
+    pub(crate) fn reregister_io(
+        &self,
+        token: super::io::IoToken,
+        interest: super::poller::Interest,
+    ) -> std::io::Result<()> {
+        let reg = self.io.borrow().get(token);
+        let reg = reg.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+        self.poller.modify(reg.fd, token.to_epoll(), interest)
+    }
+
+    /// Removes a registration from the table and from epoll.
+    #[cfg(not(coreactor_loom))]
+    pub(crate) fn deregister_io(&self, token: super::io::IoToken) -> std::io::Result<()> {
+        let removed = self.io.borrow_mut().remove(token);
+        let (fd, make) =
+            removed.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+        drop(make);
+        // The fd may already be closed (then epoll forgot it by itself).
+        match self.poller.deregister(fd) {
+            Err(e)
+                if e.raw_os_error() != Some(libc::EBADF)
+                    && e.raw_os_error() != Some(libc::ENOENT) =>
+            {
+                Err(e)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Deregisters every fd of an actor that stopped.
+    pub(crate) fn deregister_actor_io(&self, slot: u32) {
+        #[cfg(not(coreactor_loom))]
+        {
+            let tokens = self.io.borrow().tokens_of(slot);
+            for t in tokens {
+                let _ = self.deregister_io(t);
+            }
+        }
+        #[cfg(coreactor_loom)]
+        let _ = slot;
+    }
+
     /// The shard thread's main loop: runs until the runtime shuts down.
     pub(crate) fn run_loop(&self) {
         loop {
             if self.rt.is_stopping() {
                 break;
+            }
+            let it = self.iterations.get().wrapping_add(1);
+            self.iterations.set(it);
+            // While busy, look at I/O every 16 iterations so registered fds are not starved.
+            #[cfg(not(coreactor_loom))]
+            if it % 16 == 0 && self.io.borrow().live() > 0 {
+                self.poll_io(Some(Duration::ZERO));
             }
             if self.run_once() {
                 self.account(true);

@@ -17,6 +17,8 @@
 pub(crate) mod close;
 pub(crate) mod doorbell;
 pub(crate) mod envelope;
+#[cfg(not(coreactor_loom))]
+pub(crate) mod io;
 mod local;
 pub(crate) mod poller;
 pub(crate) mod table;
