@@ -88,6 +88,17 @@ pub enum AskError {
     WouldBlock,
 }
 
+impl AskError {
+    /// What an ask reports when its request could not be sent.
+    pub(crate) fn from_send<M>(e: &SendError<M>, runtime_stopping: bool) -> AskError {
+        match e {
+            SendError::Full(_) => AskError::Full,
+            SendError::Closed(_) if runtime_stopping => AskError::Shutdown,
+            SendError::Closed(_) => AskError::Closed,
+        }
+    }
+}
+
 impl fmt::Display for AskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -204,11 +204,7 @@ impl TestKit {
         let (reply, slot) = Reply::for_future(&self.shared[0].rt);
         if let Err(e) = addr.try_tell(make(reply)) {
             slot.cancel_quietly();
-            return Err(if e.is_full() {
-                AskError::Full
-            } else {
-                AskError::Closed
-            });
+            return Err(addr.ask_send_error(e));
         }
         self.run_until_idle();
         match slot.poll() {

@@ -369,6 +369,14 @@ impl<A: Actor> Addr<A> {
         Ok(())
     }
 
+    /// What an ask reports when its request could not be sent. Drops the request, whose
+    /// `Reply` the caller already settled.
+    pub(crate) fn ask_send_error(&self, e: SendError<A::Msg>) -> AskError {
+        let err = AskError::from_send(&e, self.shard.rt.is_stopping());
+        drop(e);
+        err
+    }
+
     /// Asks from a thread outside the runtime and blocks until the reply or `timeout`.
     ///
     /// `make` builds the request from the [`Reply`] handle the actor answers through; replies are
@@ -394,15 +402,7 @@ impl<A: Actor> Addr<A> {
         let msg = make(reply);
         if let Err(e) = self.tell_until(msg, Some(deadline)) {
             slot.cancel_quietly();
-            let err = if e.is_full() {
-                AskError::Full
-            } else if self.shard.rt.is_stopping() {
-                AskError::Shutdown
-            } else {
-                AskError::Closed
-            };
-            drop(e);
-            return Err(err);
+            return Err(self.ask_send_error(e));
         }
         loop {
             match slot.poll() {
@@ -449,15 +449,7 @@ impl<A: Actor> Addr<A> {
             }
             Err(e) => {
                 slot.cancel_quietly();
-                let err = if e.is_full() {
-                    AskError::Full
-                } else if self.shard.rt.is_stopping() {
-                    AskError::Shutdown
-                } else {
-                    AskError::Closed
-                };
-                drop(e);
-                AskFuture::failed(err)
+                AskFuture::failed(self.ask_send_error(e))
             }
         }
     }

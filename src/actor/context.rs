@@ -4,7 +4,7 @@ use super::addr::{Addr, Vt};
 use super::ask::{Pending, Reply};
 use super::cell::ActorCell;
 use super::{Actor, StopReason};
-use crate::error::{AskError, SendError, SpawnError};
+use crate::error::{AskError, SpawnError};
 use crate::shard::{ShardLocal, TimerAction};
 use crate::timer::TimerKey;
 use std::marker::PhantomData;
@@ -166,12 +166,9 @@ impl<'a, A: Actor> Context<'a, A> {
         let reply = Reply::for_actor(self.shard.shared.clone(), index, generation);
         let msg = make(reply);
         if let Err(e) = to.try_tell(msg) {
-            let err = match &e {
-                SendError::Full(_) => AskError::Full,
-                SendError::Closed(_) if self.shard.rt.is_stopping() => AskError::Shutdown,
-                SendError::Closed(_) => AskError::Closed,
-            };
-            // The request's `Reply` comes back dropped; the ask then completes with `err`.
+            // Settle first: the request's `Reply`, dropped with it, comes back as a dropped
+            // reply, and the ask then completes with this error.
+            let err = AskError::from_send(&e, self.shard.rt.is_stopping());
             self.shard.ask_send_failed(index, generation, err);
             drop(e);
         }
