@@ -100,32 +100,18 @@ impl<A: Actor> Vt<A> {
     }
 
     fn deliver_user(shard: &ShardLocal, env: Envelope) {
-        let mut env = Some(env);
-        let (slot, generation) = {
-            let e = env.as_ref().expect("just set");
-            (e.slot, e.generation)
-        };
-        let delivered = shard
-            .with_cell(slot, generation, |cell| {
-                let Some(cell) = cell.as_any().downcast_ref::<ActorCell<A>>() else {
-                    return false;
-                };
-                if !cell.accepting() {
-                    return false;
-                }
-                let env = env.take().expect("taken once");
-                // SAFETY: `Vt::<A>::USER` is attached only by `Vt::<A>::user`, which erased an
-                // `A::Msg`.
-                let msg = unsafe { env.msg.take::<A::Msg>() };
-                cell.push(msg, env.stamp);
-                true
-            })
-            .unwrap_or(false);
-        if delivered {
-            shard.schedule(slot);
-            return;
-        }
-        let Some(env) = env else { return };
+        let (slot, generation) = (env.slot, env.generation);
+        let refused = shard.push_typed::<ActorCell<A>, _>(slot, generation, env, |cell, env| {
+            if !cell.accepting() {
+                return Err(env);
+            }
+            let stamp = env.stamp;
+            // SAFETY: `Vt::<A>::USER` is attached only by `Vt::<A>::user`, which erased an
+            // `A::Msg`.
+            cell.push(unsafe { env.msg.take::<A::Msg>() }, stamp);
+            Ok(())
+        });
+        let Err(env) = refused else { return };
         let reserved = shard
             .shared
             .table
