@@ -11,6 +11,7 @@
 //! Invariant: `drop_fn` is `Some` exactly while the storage holds a live value; it drops that
 //! value in place (inline) or frees the box (boxed).
 
+#[cfg(debug_assertions)]
 use std::any::TypeId;
 use std::mem::{self, MaybeUninit};
 use std::ptr;

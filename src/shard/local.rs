@@ -492,13 +492,22 @@ impl ShardLocal {
     }
 
     /// Publishes every ring written since the last flush and rings each peer's doorbell once.
+    /// Lanes whose overflow buffer is still not empty stay on the dirty list. No allocation:
+    /// the list is edited in place.
     fn flush(&self) {
-        let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
-        let mut still_dirty = Vec::new();
-        for target in dirty {
-            let published = {
+        let mut i = 0;
+        loop {
+            let target = {
+                let dirty = self.dirty.borrow();
+                match dirty.get(i) {
+                    Some(&t) => t,
+                    None => break,
+                }
+            };
+            let (published, clean) = {
                 let mut out = self.out.borrow_mut();
                 let Some(lane) = out[target].as_mut() else {
+                    self.dirty.borrow_mut().swap_remove(i);
                     continue;
                 };
                 while let Some(env) = lane.overflow.pop_front() {
@@ -508,19 +517,20 @@ impl ShardLocal {
                     }
                 }
                 let published = lane.producer.publish();
-                if lane.overflow.is_empty() {
+                let clean = lane.overflow.is_empty();
+                if clean {
                     lane.dirty = false;
-                } else {
-                    still_dirty.push(target);
                 }
-                published
+                (published, clean)
             };
+            if clean {
+                self.dirty.borrow_mut().swap_remove(i);
+            } else {
+                i += 1;
+            }
             if published {
                 self.ring_peer(target);
             }
-        }
-        if !still_dirty.is_empty() {
-            self.dirty.borrow_mut().extend(still_dirty);
         }
     }
 
