@@ -186,7 +186,7 @@ impl Builder {
         ring_capacity: usize => ring_capacity,
         /// Per-actor bound on queued user messages (default 4096).
         mailbox_capacity: usize => mailbox_capacity,
-        /// Messages one actor may handle per turn before the others run (default 64).
+        /// Messages one actor may handle per turn before the others run (default 16).
         batch_budget: usize => batch_budget,
         /// How long an idle shard spins before parking (default 50 µs).
         spin_before_park: Duration => spin_before_park,

@@ -606,7 +606,7 @@ fn docs_example_parses() {
     let resolved = config.resolve_with_cpus(TWO_CPUS).unwrap();
     assert_eq!(resolved[0], default_shard(0, 0));
     assert_eq!(resolved[1].cpu, Some(1));
-    assert_eq!(resolved[1].batch_budget, 16);
+    assert_eq!(resolved[1].batch_budget, 4);
     assert!(!resolved[1].steal.may_steal);
     assert_eq!(resolved[1].ring_capacity, DEFAULT_RING_CAPACITY);
     assert_ne!(resolved[1].batch_budget, DEFAULT_BATCH_BUDGET);

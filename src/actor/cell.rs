@@ -10,7 +10,6 @@ use std::any::Any;
 use std::cell::{Cell as StdCell, RefCell};
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Instant;
 
 /// A message waiting in a mailbox, with the time it was sent.
 pub(crate) struct Queued<M> {
@@ -125,7 +124,6 @@ impl<A: Actor> ActorCell<A> {
         // One clock read per turn, not per message: on this class of machine a clock read costs
         // about as much as handling a small message (see docs/benchmarks.md).
         let turn_start = shard.now_ns();
-        let t0 = Instant::now();
         let mut handled = 0usize;
         let mut wait_ns = 0u64;
         // One `catch_unwind` per turn: the counters live outside the closure, so after a panic
@@ -149,7 +147,7 @@ impl<A: Actor> ActorCell<A> {
         }
         drop(actor);
         if handled > 0 {
-            let busy_ns = t0.elapsed().as_nanos() as u64;
+            let busy_ns = shard.end_turn();
             let max_ns = busy_ns;
             let meta = self.meta(shard);
             meta.sub(handled as u32);

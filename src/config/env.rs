@@ -203,7 +203,7 @@ mod tests {
     fn every_key_is_reachable() {
         for key in ShardKey::ALL {
             let name = format!("COREACTOR_SHARD_{}", key.env_key());
-            let value = if key.is_flag() { "false" } else { "16" };
+            let value = if key.is_flag() { "false" } else { "32" };
             let config = apply(&[(&name, value)]).unwrap();
             assert_ne!(config.shard, Config::new().shard, "{name}");
         }

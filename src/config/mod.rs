@@ -49,13 +49,13 @@
 //! let mut config = Config::new();
 //! config.shards = Some(2);
 //! config.placement = Placement::Fixed(vec![1, 0]);
-//! config.overrides.entry(1).or_default().batch_budget = Some(16);
+//! config.overrides.entry(1).or_default().batch_budget = Some(4);
 //!
 //! // A mocked CPU list keeps the example independent of the machine.
 //! let shards = config.resolve_with_cpus(&[0, 1])?;
 //! assert_eq!(shards[0].cpu, Some(1));
-//! assert_eq!(shards[0].batch_budget, 64);
-//! assert_eq!(shards[1].batch_budget, 16);
+//! assert_eq!(shards[0].batch_budget, 16);
+//! assert_eq!(shards[1].batch_budget, 4);
 //! # Ok::<(), coreactor::config::ConfigError>(())
 //! ```
 
@@ -75,8 +75,12 @@ use std::time::Duration;
 pub const DEFAULT_RING_CAPACITY: usize = 1024;
 /// Default bound of each actor's user-message mailbox, in messages: `4096`.
 pub const DEFAULT_MAILBOX_CAPACITY: usize = 4096;
-/// Default number of messages one actor may handle per turn before the shard moves on: `64`.
-pub const DEFAULT_BATCH_BUDGET: usize = 64;
+/// Default number of messages one actor may handle per turn before the shard moves on: `16`.
+///
+/// Chosen from the busy ask-latency benchmark: a request crossing two busy shards waits about
+/// one turn on each, and with 64 the p99 round trip was ~13 µs on the reference machine
+/// against ~2 µs with 8–16 (`docs/benchmarks.md`); throughput of a flooded actor changes little.
+pub const DEFAULT_BATCH_BUDGET: usize = 16;
 /// Default time an idle shard spins before it parks: 50 µs.
 pub const DEFAULT_SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
 /// Default resolution of each shard's timer wheel: 1 ms.
@@ -1436,7 +1440,7 @@ mod tests {
         assert_eq!(shard.cpu, None);
         assert_eq!(shard.ring_capacity, 1024);
         assert_eq!(shard.mailbox_capacity, 4096);
-        assert_eq!(shard.batch_budget, 64);
+        assert_eq!(shard.batch_budget, 16);
         assert_eq!(shard.spin_before_park, Duration::from_micros(50));
         assert_eq!(shard.timer_tick, Duration::from_millis(1));
         assert_eq!(shard.io_events, 256);

@@ -232,7 +232,7 @@ mod tests {
     #[test]
     fn every_knob_reads_in_both_scopes() {
         for knob in ShardKey::ALL {
-            let value = if knob.is_flag() { "false" } else { "16" };
+            let value = if knob.is_flag() { "false" } else { "32" };
             let (table, key) = if knob.in_steal() {
                 ("steal", knob.toml_key())
             } else {

@@ -31,10 +31,11 @@
 //! fence, both loads may read stale values and the value stays queued forever (a leak, and an
 //! asker that waits for its full timeout).
 //!
-//! Plain SeqCst loads and stores would not do: `InjectQueue` may be read through its own
-//! orderings (crossbeam's are not ours to rely on), and loom models SeqCst accesses as AcqRel,
-//! but it models `fence(SeqCst)`. `loom-tests/inject_close.rs` checks the handshake with
-//! [`InjectQueue`]'s loom stand-in, whose emptiness check is no stronger than crossbeam's.
+//! A SeqCst store and load of the flag would not do: the other access of each side is inside
+//! the queue, with crossbeam's orderings, not ours; and loom models SeqCst loads and stores as
+//! AcqRel, while it does model `fence(SeqCst)`. `loom-tests/inject_close.rs` checks the
+//! handshake with [`InjectQueue`]'s loom stand-in, whose emptiness check is no stronger than
+//! crossbeam's.
 //!
 //! # Deliberate bug (`--cfg coreactor_loom_bug="inject"`)
 //!
