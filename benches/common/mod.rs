@@ -142,14 +142,21 @@ pub fn markdown_table(rows: &[Percentiles]) -> String {
     s
 }
 
-/// The percentile rows as CSV (header included).
+/// The percentile rows as CSV (header included; the implementation column is quoted).
 pub fn csv(rows: &[Percentiles]) -> String {
     let mut s = String::from("bench,implementation,n,p50_ns,p90_ns,p99_ns,p999_ns,max_ns\n");
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{}",
-            r.bench, r.implementation, r.n, r.p50, r.p90, r.p99, r.p999, r.max
+            "{},\"{}\",{},{},{},{},{},{}",
+            r.bench,
+            r.implementation.replace('"', "'"),
+            r.n,
+            r.p50,
+            r.p90,
+            r.p99,
+            r.p999,
+            r.max
         );
     }
     s
