@@ -12,9 +12,10 @@
 //! make a late push visible. `notify` (the doorbell ring in the runtime) does nothing here: the
 //! final drain does not read the doorbell, so the model must not get synchronization from it.
 //!
-//! Models: (a) one pusher, two values; (b) two pushers, one value each, which may both
-//! discard concurrently with the shard; (c) model (a) against the deliberately broken `push`
-//! without its fence (`--cfg coreactor_loom_bug="inject"`), which must leave a value queued.
+//! Models: (a) one pusher, three values; (b) two pushers, two values each, which may both
+//! discard concurrently with the shard; (c) one pusher, two values, against the deliberately
+//! broken `push` without its fence (`--cfg coreactor_loom_bug="inject"`): loom must find a run
+//! that leaves a value queued.
 //!
 //! ```text
 //! RUSTFLAGS="--cfg coreactor_loom" LOOM_MAX_PREEMPTIONS=2 \
@@ -87,19 +88,19 @@ fn handshake(pushers: &[&[usize]]) {
     );
 }
 
-/// (a) One outside thread pushes two values while the shard drains and closes.
+/// (a) One outside thread pushes three values while the shard drains and closes.
 #[test]
 #[cfg(not(coreactor_loom_bug = "inject"))]
-fn one_pusher_two_values() {
-    loom::model(|| handshake(&[&[0, 1]]));
+fn one_pusher_three_values() {
+    loom::model(|| handshake(&[&[0, 1, 2]]));
 }
 
-/// (b) Two outside threads push one value each: a value may be discarded by the shard or by
+/// (b) Two outside threads push two values each: a value may be discarded by the shard or by
 /// either pusher, whichever pops it, and still only once.
 #[test]
 #[cfg(not(coreactor_loom_bug = "inject"))]
 fn two_pushers() {
-    loom::model(|| handshake(&[&[0], &[1]]));
+    loom::model(|| handshake(&[&[0, 1], &[2, 3]]));
 }
 
 /// (c) Without the pusher's fence, loom finds the store-buffering interleaving: the pusher

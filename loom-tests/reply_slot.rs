@@ -12,14 +12,19 @@
 //! * (a) `reply_vs_timeout`: a blocking asker whose deadline has passed polls, then times out,
 //!   racing the replier; `blocking_ask_is_unparked`: a blocking asker parks until the reply
 //!   unparks it (a lost unpark shows as a loom deadlock).
-//! * (b) `reply_vs_timer_vs_poll`: an async asker (the executor: this thread, polling the way
-//!   `AskFuture::poll` does and blocking until its waker fires), the replier and the shard's
+//! * (b) `reply_vs_timer_vs_poll`: an async asker (the executor: a thread polling the way
+//!   `AskFuture::poll` does and parking until its waker fires), the replier and the shard's
 //!   ask timer (`time_out`) all race. A lost wake-up leaves the executor parked forever, which
 //!   loom reports as a deadlock.
 //! * (c) `cancel_vs_reply`: the future is polled once and dropped (`cancel`) while the reply
 //!   arrives: a reply that finds the ask cancelled is counted late exactly once.
 //! * (d) `cancel_quietly_vs_reply`: a request that was never sent settles its slot quietly:
 //!   the reply is dropped and never counted.
+//!
+//! The asker (the executor) runs on a thread of its own, which creates the slot and spawns its
+//! partners, and never blocks in `join`: the replier may unpark the asker after the asker has
+//! its answer (in the runtime that is a harmless spurious wake-up), and loom turns an unpark
+//! of a thread blocked in `join` into a failed assertion of its own.
 //!
 //! ```text
 //! RUSTFLAGS="--cfg coreactor_loom" LOOM_MAX_PREEMPTIONS=2 \
@@ -123,48 +128,6 @@ fn blocking_ask(slot: &ReplySlot<Token>, mut parks: usize) -> Outcome {
     }
 }
 
-/// (a) The reply races a blocking asker's timeout.
-#[test]
-#[cfg_attr(
-    any(
-        coreactor_loom_bug = "ring",
-        coreactor_loom_bug = "doorbell",
-        coreactor_loom_bug = "inject"
-    ),
-    ignore = "bug build: only the deliberate bugs' models run"
-)]
-fn reply_vs_timeout() {
-    loom::model(|| {
-        let setup = Setup::new(true);
-        let replier = setup.replier();
-        let outcome = blocking_ask(&setup.slot, 0);
-        replier.join().unwrap();
-        setup.check(outcome);
-    });
-}
-
-/// (a) A blocking asker parks before its deadline; only the reply's unpark can end the park,
-/// so a lost unpark is a deadlock.
-#[test]
-#[cfg_attr(
-    any(
-        coreactor_loom_bug = "ring",
-        coreactor_loom_bug = "doorbell",
-        coreactor_loom_bug = "inject"
-    ),
-    ignore = "bug build: only the deliberate bugs' models run"
-)]
-fn blocking_ask_is_unparked() {
-    loom::model(|| {
-        let setup = Setup::new(true);
-        let replier = setup.replier();
-        let outcome = blocking_ask(&setup.slot, 1);
-        assert!(matches!(outcome, Outcome::Value(_)), "no timeout before it");
-        replier.join().unwrap();
-        setup.check(outcome);
-    });
-}
-
 /// A task waker that sets a loom-visible flag and unparks the executor's thread.
 struct Flag {
     woken: AtomicBool,
@@ -215,6 +178,59 @@ fn executor_waker() -> (std::sync::Arc<Flag>, Waker) {
     (flag, waker)
 }
 
+/// (a) The reply races a blocking asker's timeout.
+#[test]
+#[cfg_attr(
+    any(
+        coreactor_loom_bug = "ring",
+        coreactor_loom_bug = "doorbell",
+        coreactor_loom_bug = "inject"
+    ),
+    ignore = "bug build: only the deliberate bugs' models run"
+)]
+fn reply_vs_timeout() {
+    loom::model(|| {
+        let asker = thread::spawn(|| {
+            let setup = Setup::new(true);
+            let replier = setup.replier();
+            let outcome = blocking_ask(&setup.slot, 0);
+            (setup, outcome, replier)
+        });
+        let (setup, outcome, replier) = asker.join().unwrap();
+        replier.join().unwrap();
+        setup.check(outcome);
+    });
+}
+
+/// (a) A blocking asker parks before its deadline; only the reply's unpark can end the park,
+/// so a lost unpark is a deadlock.
+#[test]
+#[cfg_attr(
+    any(
+        coreactor_loom_bug = "ring",
+        coreactor_loom_bug = "doorbell",
+        coreactor_loom_bug = "inject"
+    ),
+    ignore = "bug build: only the deliberate bugs' models run"
+)]
+fn blocking_ask_is_unparked() {
+    loom::model(|| {
+        let asker = thread::spawn(|| {
+            let setup = Setup::new(true);
+            let replier = setup.replier();
+            let outcome = blocking_ask(&setup.slot, 1);
+            (setup, outcome, replier)
+        });
+        let (setup, outcome, replier) = asker.join().unwrap();
+        assert!(
+            matches!(outcome, Outcome::Value(_)),
+            "no timeout before the deadline"
+        );
+        replier.join().unwrap();
+        setup.check(outcome);
+    });
+}
+
 /// (b) The reply, the shard's ask timer and the executor polling the future all race. The
 /// executor blocks between polls until woken: a lost wake-up is a deadlock.
 #[test]
@@ -228,23 +244,28 @@ fn executor_waker() -> (std::sync::Arc<Flag>, Waker) {
 )]
 fn reply_vs_timer_vs_poll() {
     loom::model(|| {
-        let setup = Setup::new(false);
-        let replier = setup.replier();
-        let timer = {
-            let slot = Arc::clone(&setup.slot);
-            thread::spawn(move || {
-                slot.time_out();
-            })
-        };
-        let (flag, waker) = executor_waker();
-        let outcome = loop {
-            if let Some(outcome) = poll_future(&setup.slot, &waker) {
-                break outcome;
-            }
-            flag.wait();
-        };
-        replier.join().unwrap();
-        timer.join().unwrap();
+        let executor = thread::spawn(|| {
+            let setup = Setup::new(false);
+            let replier = setup.replier();
+            let timer = {
+                let slot = Arc::clone(&setup.slot);
+                thread::spawn(move || {
+                    slot.time_out();
+                })
+            };
+            let (flag, waker) = executor_waker();
+            let outcome = loop {
+                if let Some(outcome) = poll_future(&setup.slot, &waker) {
+                    break outcome;
+                }
+                flag.wait();
+            };
+            (setup, outcome, [replier, timer])
+        });
+        let (setup, outcome, others) = executor.join().unwrap();
+        for other in others {
+            other.join().unwrap();
+        }
         setup.check(outcome);
     });
 }
@@ -264,17 +285,21 @@ fn reply_vs_timer_vs_poll() {
 )]
 fn cancel_vs_reply() {
     loom::model(|| {
-        let setup = Setup::new(false);
-        let replier = setup.replier();
-        let (_flag, waker) = executor_waker();
-        match poll_future(&setup.slot, &waker) {
-            Some(outcome) => {
-                replier.join().unwrap();
-                setup.check(outcome);
-            }
-            None => {
+        let executor = thread::spawn(|| {
+            let setup = Setup::new(false);
+            let replier = setup.replier();
+            let (_flag, waker) = executor_waker();
+            let polled = poll_future(&setup.slot, &waker);
+            if polled.is_none() {
                 setup.slot.cancel();
-                replier.join().unwrap();
+            }
+            (setup, polled, replier)
+        });
+        let (setup, polled, replier) = executor.join().unwrap();
+        replier.join().unwrap();
+        match polled {
+            Some(outcome) => setup.check(outcome),
+            None => {
                 let late = setup.late.load(Ordering::Relaxed);
                 let dropped = setup.drops.load(Ordering::Relaxed);
                 assert!(late <= 1, "counted late {late} times");
@@ -288,7 +313,8 @@ fn cancel_vs_reply() {
 }
 
 /// (d) A request that was never sent settles its slot with `cancel_quietly` while its `Reply`
-/// (dropped with the request) answers: the reply is dropped once and never counted late.
+/// (dropped with the request) answers: the reply is dropped once and never counted late. The
+/// asker lets go of the slot at once, so the replier may be its last owner.
 #[test]
 #[cfg_attr(
     any(
@@ -303,13 +329,10 @@ fn cancel_quietly_vs_reply() {
         let setup = Setup::new(false);
         let replier = setup.replier();
         setup.slot.cancel_quietly();
+        let Setup { slot, late, drops } = setup;
+        drop(slot);
         replier.join().unwrap();
-        assert_eq!(
-            setup.late.load(Ordering::Relaxed),
-            0,
-            "a quiet reply was counted"
-        );
-        drop(setup.slot);
-        assert_eq!(setup.drops.load(Ordering::Relaxed), 1, "value dropped once");
+        assert_eq!(late.load(Ordering::Relaxed), 0, "a quiet reply was counted");
+        assert_eq!(drops.load(Ordering::Relaxed), 1, "value dropped once");
     });
 }

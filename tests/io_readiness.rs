@@ -1,3 +1,4 @@
+#![cfg(not(coreactor_loom))]
 //! I/O readiness: fds registered by actors deliver readiness as messages on the actor's shard,
 //! also while the shard is busy, and are deregistered when the actor stops.
 
