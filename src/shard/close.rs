@@ -11,16 +11,29 @@
 //! A pusher ([`push`](ClosableQueue::push)):
 //!
 //! 1. pushes its value;
-//! 2. calls `notify` (rings the shard's doorbell);
-//! 3. `fence(SeqCst)`;
-//! 4. loads `closed` (Relaxed); if set, pops and discards everything queued, its own value or
-//!    anyone else's.
+//! 2. `fence(SeqCst)`;
+//! 3. loads `closed` (Relaxed); if set, pops and discards everything queued, its own value or
+//!    anyone else's;
+//! 4. calls `notify` (in the runtime: rings the shard's doorbell unless its `INJECT` bit is
+//!    already set, see below).
 //!
 //! The shard ([`close`](ClosableQueue::close)):
 //!
 //! 1. stores `closed = true` (Relaxed);
 //! 2. `fence(SeqCst)`;
 //! 3. pops and discards everything queued.
+//!
+//! # Skipping the doorbell
+//!
+//! Ringing the doorbell is an RMW on a cache line the shard also writes; outside threads that
+//! push many messages would pay it for every one. So `notify` first loads the doorbell word and
+//! rings only if the `INJECT` bit is clear. This is safe because the load comes after the
+//! pusher's fence (step 2), and the shard, after a `take` that returned `INJECT`, issues
+//! [`drain_fence`](ClosableQueue::drain_fence) before it pops: another store-buffering pair
+//! (pusher: push, fence, load the word; shard: clear the bit, fence, pop). If the pusher's load
+//! still saw the bit set, its fence precedes the shard's in the total order of SeqCst fences,
+//! so the shard's pops see the push; otherwise the pusher saw the bit clear and rings.
+//! `loom-tests/inject_close.rs` checks it with the real doorbell.
 //!
 //! This is the store-buffering pattern: each side writes (the queue, the flag) then reads what
 //! the other side writes. The two SeqCst fences are totally ordered. If the pusher's fence comes
@@ -67,15 +80,23 @@ impl<T> ClosableQueue<T> {
     /// hands everything still queued to `discard` (steps 1–4 of the module docs).
     pub fn push(&self, value: T, notify: impl FnOnce(), discard: impl FnMut(T)) {
         self.queue.push(value);
-        notify();
-        // Step 3. Pairs with the fence in `close`: either this push happens before the
-        // consumer's final drain, or its `closed` store is visible to the load below.
+        // Step 2. Pairs with the fence in `close`: either this push happens before the
+        // consumer's final drain, or its `closed` store is visible to the load below. Pairs also
+        // with `drain_fence`, which is what lets `notify` skip a redundant doorbell ring.
         #[cfg(not(coreactor_loom_bug = "inject"))]
         fence(Ordering::SeqCst);
         // Relaxed: the fences above and in `close` order this load (see the module docs).
         if self.closed.load(Ordering::Relaxed) {
             self.discard_all(discard);
         }
+        notify();
+    }
+
+    /// Consumer: call after the doorbell `take` that returned the `INJECT` bit and before
+    /// popping, so that a pusher that skipped ringing (it saw the bit still set) is seen.
+    pub fn drain_fence(&self) {
+        // Pairs with the fence in `push` (see "Skipping the doorbell").
+        fence(Ordering::SeqCst);
     }
 
     /// Consumer: takes the oldest value, if any.

@@ -811,6 +811,7 @@ impl ShardLocal {
     fn drain_inbound(&self, bits: u64) -> bool {
         let mut any = false;
         if bits & INJECT != 0 {
+            self.shared.inject.drain_fence();
             let mut n = 0;
             while n < 4096 {
                 let Some(env) = self.shared.inject.pop() else {

@@ -194,7 +194,9 @@ impl ShardShared {
         self.inject.push(
             env,
             || {
-                if self.doorbell.ring(INJECT) {
+                // After the push's fence: a set bit means the shard has not taken it yet, and
+                // its `drain_fence` will make this push visible (see `close.rs`).
+                if self.doorbell.pending() & INJECT == 0 && self.doorbell.ring(INJECT) {
                     ShardCounters::bump_shared(&self.counters.wakeups_received);
                 }
             },
