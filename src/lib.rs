@@ -11,6 +11,7 @@ mod error;
 #[cfg(not(coreactor_loom))]
 pub mod io;
 mod mailbox;
+pub mod pool;
 mod runtime;
 mod shard;
 pub mod stats;

@@ -226,8 +226,12 @@ impl<A: Actor> Addr<A> {
     /// message comes back.
     #[inline]
     pub fn try_tell(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
-        // No runtime-state check here: shutdown closes every slot, so admission answers Closed;
-        // a message admitted in the window before its slot closes becomes a counted dead letter.
+        // Shutdown closes the slots of the actors it stops, but a slot reserved by a spawn whose
+        // install task was still queued is closed only by the final drain; checking the runtime
+        // state (a read-mostly line) makes every send after `shutdown` began answer Closed.
+        if self.shard.rt.is_stopping() {
+            return Err(SendError::Closed(msg));
+        }
         let Some(meta) = self.shard.table.get(self.slot) else {
             return Err(SendError::Closed(msg));
         };

@@ -1172,18 +1172,17 @@ impl ShardLocal {
 
     fn discard_overflow(&self) {
         let mut dropped = Vec::new();
-        for lane in self.out.borrow_mut().iter_mut().flatten() {
+        for (target, lane) in self.out.borrow_mut().iter_mut().enumerate() {
+            let Some(lane) = lane else { continue };
             lane.producer.publish();
-            dropped.extend(lane.overflow.drain(..));
+            dropped.extend(lane.overflow.drain(..).map(|env| (target, env)));
             lane.dirty = false;
         }
         self.dirty.borrow_mut().clear();
-        for env in dropped {
-            // The target shard never saw these; account for them here.
-            if env.kind() == EnvelopeKind::User {
-                self.rt.dead_letters.fetch_add(1, Ordering::Relaxed);
-            }
-            drop(env);
+        for (target, env) in dropped {
+            // The target shard never saw these: account for them as its dead letters (counter,
+            // hook), exactly as if it had discarded them itself.
+            self.peers[target].discard(env, DeadLetterReason::Shutdown);
         }
         for peer in 0..self.peers.len() {
             if peer != self.id {
@@ -1218,6 +1217,9 @@ impl ShardLocal {
         self.shared.close_inject();
         self.drain_discarding();
         self.discard_overflow();
+        // Slots reserved by spawns whose install task was discarded were never installed:
+        // close them so their addresses answer Closed.
+        self.shared.table.close_all();
     }
 }
 

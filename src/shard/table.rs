@@ -224,6 +224,17 @@ impl SlotTable {
         Some((slot, g))
     }
 
+    /// Shutdown: closes every slot (those still open were reserved by spawns that will never be
+    /// installed). Generations are kept, so addresses stay dead rather than reusable.
+    pub(crate) fn close_all(&self) {
+        let fresh = self.fresh.load(Ordering::Relaxed);
+        for slot in 0..fresh {
+            if let Some(meta) = self.get(slot) {
+                meta.close();
+            }
+        }
+    }
+
     /// Owner: frees a slot whose actor is gone. Every address of the old generation becomes
     /// dead; the slot returns to the free list.
     pub(crate) fn release(&self, slot: u32) {

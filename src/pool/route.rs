@@ -1,0 +1,115 @@
+//! How a request picks its member: [`Route`], and the fixed key hash behind key affinity.
+
+/// Which member of a [`Pool`](super::Pool) a request goes to.
+///
+/// Broadcast is not a route (its answer is one result per member): see
+/// [`Pool::broadcast`](super::Pool::broadcast).
+///
+/// # Examples
+///
+/// ```
+/// use coreactor::pool::Route;
+///
+/// // A byte key is hashed once with FNV-1a 64 into a `u64` key.
+/// assert_eq!(Route::key_bytes(b"user:42"), Route::key_bytes(b"user:42"));
+/// assert_ne!(Route::key_bytes(b"user:42"), Route::key_bytes(b"user:43"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Route {
+    /// Members in index order, cycling: 0, 1, …, size − 1, 0, … The counter is shared by every
+    /// clone of the pool, so concurrent callers interleave but each member still gets every
+    /// `size`-th request.
+    RoundRobin,
+    /// Key affinity: the same key always reaches the same member while the pool's size is
+    /// unchanged — across calls, threads, pool clones and processes (the hash is fixed, see
+    /// [`key_index`]).
+    Key(u64),
+    /// The member with the fewest queued messages
+    /// ([`Addr::mailbox_len`](crate::Addr::mailbox_len), the real depth: accepted and not yet
+    /// handled). Ties go to the first such member scanning from a rotating start, so an idle
+    /// pool spreads its requests. Stopped members are never picked while a live one remains.
+    /// The depths are a snapshot: concurrent senders may pick the same member.
+    LeastLoaded,
+    /// The member with this index (`0..size`, the order of
+    /// [`Pool::members`](super::Pool::members)).
+    Member(usize),
+}
+
+impl Route {
+    /// Key affinity for a byte key (a primary key, a table name): the key is
+    /// [`fnv1a_64`]`(key)`, then routed like [`Route::Key`].
+    pub fn key_bytes(key: &[u8]) -> Route {
+        Route::Key(fnv1a_64(key))
+    }
+}
+
+const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// The 64-bit FNV-1a hash of `bytes` (offset basis `0xcbf29ce484222325`, prime
+/// `0x100000001b3`). Fixed and seedless on purpose: key affinity must give the same member in
+/// every process, which std's randomly seeded `RandomState` would not. It is not a defence
+/// against keys chosen to collide.
+///
+/// # Examples
+///
+/// ```
+/// // Published test vectors.
+/// assert_eq!(coreactor::pool::fnv1a_64(b""), 0xcbf29ce484222325);
+/// assert_eq!(coreactor::pool::fnv1a_64(b"a"), 0xaf63dc4c8601ec8c);
+/// ```
+pub fn fnv1a_64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(FNV_OFFSET_BASIS, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+    })
+}
+
+/// The member index key `key` maps to in a pool of `size` members:
+/// `⌊fnv1a_64(key.to_le_bytes()) × size / 2⁶⁴⌋`. The multiply-shift reduction uses the hash's
+/// high bits, which FNV-1a mixes best (its low bits depend only on the keys' low bits).
+///
+/// # Panics
+///
+/// If `size` is zero.
+///
+/// # Examples
+///
+/// ```
+/// use coreactor::pool::key_index;
+///
+/// let member = key_index(42, 4);
+/// assert!(member < 4);
+/// assert_eq!(member, key_index(42, 4));
+/// ```
+pub fn key_index(key: u64, size: usize) -> usize {
+    assert!(size > 0, "a pool has at least one member");
+    let hash = fnv1a_64(&key.to_le_bytes());
+    ((u128::from(hash) * size as u128) >> 64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_vectors() {
+        assert_eq!(fnv1a_64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a_64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a_64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn key_index_in_range_and_spread() {
+        for size in 1..=9 {
+            let mut counts = vec![0usize; size];
+            for key in 0..9_000u64 {
+                counts[key_index(key, size)] += 1;
+            }
+            let even = 9_000 / size;
+            for c in counts {
+                assert!(c > even * 8 / 10 && c < even * 12 / 10, "size {size}: {c}");
+            }
+        }
+    }
+}
