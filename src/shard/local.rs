@@ -214,6 +214,10 @@ pub(crate) struct ShardLocal {
     idle: StdCell<bool>,
 }
 
+/// How long a shard whose outbound overflow waits for ring space parks at most before it
+/// retries (nothing wakes it when the peer frees space).
+const BACKLOG_RETRY: Duration = Duration::from_micros(200);
+
 /// The epoll token of the shard's own wake-up eventfd.
 #[cfg(not(coreactor_loom))]
 const WAKE_TOKEN: u64 = u64::MAX;
@@ -506,8 +510,9 @@ impl ShardLocal {
 
     /// Publishes every ring written since the last flush and rings each peer's doorbell once.
     /// Lanes whose overflow buffer is still not empty stay on the dirty list. No allocation:
-    /// the list is edited in place.
-    fn flush(&self) {
+    /// the list is edited in place. True if anything was published.
+    fn flush(&self) -> bool {
+        let mut any = false;
         let mut i = 0;
         loop {
             let target = {
@@ -542,9 +547,11 @@ impl ShardLocal {
                 i += 1;
             }
             if published {
+                any = true;
                 self.ring_peer(target);
             }
         }
+        any
     }
 
     // ----- timers -------------------------------------------------------------------------
@@ -932,9 +939,14 @@ impl ShardLocal {
 
     /// True if something is waiting for this shard without any wake-up.
     fn has_local_work(&self) -> bool {
-        !self.ready.borrow().is_empty()
-            || !self.local_q.borrow().is_empty()
-            || !self.dirty.borrow().is_empty()
+        !self.ready.borrow().is_empty() || !self.local_q.borrow().is_empty()
+    }
+
+    /// True while some outbound ring is full and its overflow buffer waits for space. Nothing
+    /// wakes a shard when a peer frees ring space, so such a shard retries while it spins and
+    /// parks only briefly (see `run_loop`), instead of spinning hot on `flush`.
+    fn has_backlog(&self) -> bool {
+        !self.dirty.borrow().is_empty()
     }
 
     /// Parks until woken, an I/O event, or `timeout`.
@@ -1114,14 +1126,23 @@ impl ShardLocal {
                     break;
                 }
                 spins = spins.wrapping_add(1);
-                if spins % 64 == 0 && self.read_clock() >= spin_until {
-                    break;
+                if spins % 64 == 0 {
+                    if self.has_backlog() && self.flush() {
+                        woke = true;
+                        break;
+                    }
+                    if self.read_clock() >= spin_until {
+                        break;
+                    }
                 }
                 crate::sync::spin_loop();
             }
             if !woke && !self.has_local_work() {
                 self.refresh_clock();
-                let timeout = self.next_timer_delay();
+                let mut timeout = self.next_timer_delay();
+                if self.has_backlog() {
+                    timeout = Some(timeout.map_or(BACKLOG_RETRY, |t| t.min(BACKLOG_RETRY)));
+                }
                 self.park(timeout);
             }
         }
