@@ -20,7 +20,9 @@
 
 mod common;
 
-use coreactor::{Actor, Addr, AskError, Context, Reply, Runtime, SendError};
+use common::actors::{PingMsg, Pinger, PongMsg, Ponger, must_tell};
+
+use coreactor::{Actor, Addr, AskError, Context, Reply, Runtime};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::time::Duration;
 
@@ -148,14 +150,6 @@ impl Actor for Driver {
     }
 }
 
-fn must_tell<A: Actor>(to: &Addr<A>, msg: A::Msg) {
-    match to.try_tell(msg) {
-        Ok(()) => {}
-        Err(SendError::Full(_)) => panic!("{to:?}: mailbox full (K is below its capacity)"),
-        Err(SendError::Closed(_)) => panic!("{to:?}: closed during the bench"),
-    }
-}
-
 /// Answers every request with its payload.
 struct Responder;
 
@@ -206,57 +200,6 @@ impl Actor for AskDriver {
                 TIMEOUT,
                 AskDriverMsg::Answer,
             );
-        }
-    }
-}
-
-/// Round trips with the ponger, `tell` both ways (8-byte messages).
-struct Pinger {
-    ponger: Addr<Ponger>,
-    left: u64,
-    done: Option<Reply<u64>>,
-}
-
-enum PingMsg {
-    Start(u64, Reply<u64>),
-    Pong,
-}
-
-impl Actor for Pinger {
-    type Msg = PingMsg;
-    fn handle(&mut self, msg: PingMsg, _ctx: &mut Context<'_, Self>) {
-        match msg {
-            PingMsg::Start(n, reply) => {
-                self.left = n;
-                self.done = Some(reply);
-            }
-            PingMsg::Pong => self.left -= 1,
-        }
-        if self.left == 0 {
-            if let Some(r) = self.done.take() {
-                r.send(0);
-            }
-        } else {
-            must_tell(&self.ponger, PongMsg::Ping);
-        }
-    }
-}
-
-struct Ponger {
-    pinger: Option<Addr<Pinger>>,
-}
-
-enum PongMsg {
-    Attach(Addr<Pinger>),
-    Ping,
-}
-
-impl Actor for Ponger {
-    type Msg = PongMsg;
-    fn handle(&mut self, msg: PongMsg, _ctx: &mut Context<'_, Self>) {
-        match msg {
-            PongMsg::Attach(p) => self.pinger = Some(p),
-            PongMsg::Ping => must_tell(self.pinger.as_ref().expect("attached"), PingMsg::Pong),
         }
     }
 }

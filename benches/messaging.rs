@@ -24,7 +24,9 @@
 
 mod common;
 
-use coreactor::{Actor, Addr, Context, Reply, Runtime, SendError};
+use common::actors::{PingMsg, Pinger, PongMsg, Ponger, must_tell};
+
+use coreactor::{Actor, Addr, Context, Reply, Runtime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::collections::VecDeque;
@@ -84,7 +86,7 @@ impl Actor for Sink {
                 if self.unacked == ACK_EVERY {
                     self.unacked = 0;
                     if let Some(f) = &self.flooder {
-                        tell_or_die(f, FloodMsg::Credit(ACK_EVERY));
+                        must_tell(f, FloodMsg::Credit(ACK_EVERY));
                     }
                 }
             }
@@ -115,14 +117,14 @@ enum FloodMsg {
 impl Flooder {
     fn pump(&mut self) {
         while self.left > 0 && self.credit > 0 {
-            tell_or_die(&self.sink, SinkMsg::Data(self.left));
+            must_tell(&self.sink, SinkMsg::Data(self.left));
             self.left -= 1;
             self.credit -= 1;
         }
         if self.left == 0
             && let Some(reply) = self.fence.take()
         {
-            tell_or_die(&self.sink, SinkMsg::Fence(reply));
+            must_tell(&self.sink, SinkMsg::Fence(reply));
         }
     }
 }
@@ -139,16 +141,6 @@ impl Actor for Flooder {
             FloodMsg::Credit(c) => self.credit += c,
         }
         self.pump();
-    }
-}
-
-/// `try_tell` that must succeed: the credit window keeps every mailbox below its bound, so a
-/// `Full` here is a bug in the bench (or in the runtime's accounting) and is reported loudly.
-fn tell_or_die<A: Actor>(to: &Addr<A>, msg: A::Msg) {
-    match to.try_tell(msg) {
-        Ok(()) => {}
-        Err(SendError::Full(_)) => panic!("mailbox of {to:?} full inside the credit window"),
-        Err(SendError::Closed(_)) => panic!("{to:?} closed during the bench"),
     }
 }
 
@@ -176,56 +168,6 @@ fn flood(flooder: &Addr<Flooder>, n: u64) {
         .ask(|r| FloodMsg::Start(n, r), ASK_TIMEOUT)
         .expect("flood ask");
     assert_eq!(seen, n, "the sink saw every message");
-}
-
-struct Pinger {
-    ponger: Addr<Ponger>,
-    left: u64,
-    done: Option<Reply<u64>>,
-}
-
-enum PingMsg {
-    Start(u64, Reply<u64>),
-    Pong,
-}
-
-impl Actor for Pinger {
-    type Msg = PingMsg;
-    fn handle(&mut self, msg: PingMsg, _ctx: &mut Context<'_, Self>) {
-        match msg {
-            PingMsg::Start(n, reply) => {
-                self.left = n;
-                self.done = Some(reply);
-            }
-            PingMsg::Pong => self.left -= 1,
-        }
-        if self.left == 0 {
-            if let Some(r) = self.done.take() {
-                r.send(0);
-            }
-        } else {
-            tell_or_die(&self.ponger, PongMsg::Ping);
-        }
-    }
-}
-
-struct Ponger {
-    pinger: Option<Addr<Pinger>>,
-}
-
-enum PongMsg {
-    Attach(Addr<Pinger>),
-    Ping,
-}
-
-impl Actor for Ponger {
-    type Msg = PongMsg;
-    fn handle(&mut self, msg: PongMsg, _ctx: &mut Context<'_, Self>) {
-        match msg {
-            PongMsg::Attach(p) => self.pinger = Some(p),
-            PongMsg::Ping => tell_or_die(self.pinger.as_ref().expect("attached"), PingMsg::Pong),
-        }
-    }
 }
 
 // ----- crossbeam baselines on persistent pinned threads ---------------------------------------

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each bench binary uses a subset
 
+pub mod actors;
+
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
