@@ -209,6 +209,8 @@ pub(crate) struct ShardLocal {
     events: RefCell<super::poller::Events>,
     #[cfg(not(coreactor_loom))]
     io: RefCell<super::io::IoTable>,
+    #[cfg(not(coreactor_loom))]
+    io_scratch: RefCell<Vec<(u64, super::io::Readiness)>>,
     iterations: StdCell<u64>,
     /// True from the moment the loop found no work until the next iteration starts.
     idle: StdCell<bool>,
@@ -285,6 +287,8 @@ impl ShardLocal {
             poller,
             #[cfg(not(coreactor_loom))]
             io: RefCell::new(super::io::IoTable::default()),
+            #[cfg(not(coreactor_loom))]
+            io_scratch: RefCell::new(Vec::new()),
             iterations: StdCell::new(0),
             idle: StdCell::new(false),
             shared,
@@ -969,28 +973,29 @@ impl ShardLocal {
     /// messages; the wake-up eventfd is drained.
     #[cfg(not(coreactor_loom))]
     fn poll_io(&self, timeout: Option<Duration>) -> bool {
-        let tokens: Vec<(u64, super::io::Readiness)> = {
+        // A reused buffer: events are copied out before user code runs (no allocation per park).
+        let mut tokens = std::mem::take(&mut *self.io_scratch.borrow_mut());
+        tokens.clear();
+        {
             let mut events = self.events.borrow_mut();
             if self.poller.wait(&mut events, timeout).is_err() {
+                *self.io_scratch.borrow_mut() = tokens;
                 return false;
             }
-            events
-                .iter()
-                .map(|ev| {
-                    (
-                        ev.token,
-                        super::io::Readiness {
-                            readable: ev.readable,
-                            writable: ev.writable,
-                            hangup: ev.hangup,
-                            error: ev.error,
-                        },
-                    )
-                })
-                .collect()
-        };
+            tokens.extend(events.iter().map(|ev| {
+                (
+                    ev.token,
+                    super::io::Readiness {
+                        readable: ev.readable,
+                        writable: ev.writable,
+                        hangup: ev.hangup,
+                        error: ev.error,
+                    },
+                )
+            }));
+        }
         let mut any = false;
-        for (token, readiness) in tokens {
+        for &(token, readiness) in &tokens {
             if token == WAKE_TOKEN {
                 self.shared.doorbell.waker().drain();
             } else {
@@ -998,6 +1003,7 @@ impl ShardLocal {
                 self.io_ready(super::io::IoToken::from_epoll(token), readiness);
             }
         }
+        *self.io_scratch.borrow_mut() = tokens;
         any
     }
 
