@@ -254,6 +254,10 @@ impl<A: Actor> Cell for ActorCell<A> {
         }
     }
 
+    fn has_work(&self) -> bool {
+        !self.mailbox.borrow().is_empty() || !self.control.borrow().is_empty()
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

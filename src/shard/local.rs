@@ -58,6 +58,8 @@ pub(crate) trait Cell: Any {
     fn run(&self, shard: &ShardLocal, budget: usize) -> Turn;
     /// Runtime shutdown: stop at once; queued messages become dead letters.
     fn abort(&self, shard: &ShardLocal);
+    /// True if messages (user or control) wait for this actor.
+    fn has_work(&self) -> bool;
     /// For downcasting to the typed cell.
     fn as_any(&self) -> &dyn Any;
 }
@@ -900,8 +902,20 @@ impl ShardLocal {
             if !self.dirty.borrow().is_empty() {
                 self.flush();
             }
+            // Take in what arrived during the turn (a reply, a request) before the next turn,
+            // so it is queued behind at most the actors already waiting, not behind another
+            // full round of them: with a busy actor on the shard this halves an ask's wait.
+            if self.shared.doorbell.pending() != 0 {
+                let bits = self.shared.doorbell.take();
+                if bits != 0 {
+                    self.drain_inbound(bits);
+                }
+            }
             match turn {
                 Turn::More => self.ready.borrow_mut().push_back(slot),
+                // Messages delivered by the drain above found the actor still marked scheduled
+                // and did not queue it: look again before unmarking it.
+                Turn::Idle if cell.has_work() => self.ready.borrow_mut().push_back(slot),
                 Turn::Idle => {
                     let slab = self.slab.borrow();
                     if let Some(Some(e)) = slab.get(slot as usize) {
