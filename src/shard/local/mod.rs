@@ -26,20 +26,27 @@
 //! whatever still arrives until every shard is done; (3) closes its injection queue, drains its
 //! rings a last time and exits.
 
-use super::doorbell::{INJECT, PEER_BITS, peer_bit};
-use super::{DeadLetterReason, Envelope, EnvelopeKind, EnvelopeVTable, RtShared, ShardShared};
-use crate::error::AskError;
-use crate::mailbox::erased::ErasedMsg;
+mod asks;
+#[cfg(not(coreactor_loom))]
+mod io_dispatch;
+mod timers;
+
+use super::{DeadLetterReason, Envelope, RtShared, ShardShared};
 use crate::mailbox::ring::{Consumer, Producer};
+use crate::shard::doorbell::{INJECT, PEER_BITS, peer_bit};
 use crate::stats::ShardCounters;
 use crate::sync::Arc;
 use crate::sync::atomic::Ordering;
 use crate::timer::{TimerKey, TimerWheel};
+use asks::AskTable;
+pub(crate) use asks::{PendingAsk, REPLY_VT};
 use std::any::Any;
 use std::cell::{Cell as StdCell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
+use timers::IntervalEntry;
+pub(crate) use timers::TimerAction;
 
 /// What a turn of an actor left behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,93 +69,6 @@ pub(crate) trait Cell: Any {
     fn has_work(&self) -> bool;
     /// For downcasting to the typed cell.
     fn as_any(&self) -> &dyn Any;
-}
-
-/// What a timer does when it fires.
-pub(crate) enum TimerAction {
-    /// Deliver a user message to an actor of this shard (`send_after`).
-    Deliver(Envelope),
-    /// Deliver the next message of an interval, then re-arm.
-    Interval { index: u32, generation: u32 },
-    /// An ask made by an actor of this shard timed out.
-    AskTimeout { index: u32, generation: u32 },
-    /// Run a closure on the shard.
-    Task(Box<dyn FnOnce(&ShardLocal)>),
-}
-
-/// A pending ask of an actor of this shard: completes exactly once, with the reply or an error.
-pub(crate) trait PendingAsk: 'static {
-    /// The timeout the ask was made with.
-    fn timeout(&self) -> Duration;
-    /// Completes the ask. `reply` holds the `Result<T, AskError>` the replier sent.
-    fn complete(self: Box<Self>, shard: &ShardLocal, reply: Result<ErasedMsg, AskError>);
-}
-
-struct AskEntry {
-    generation: u32,
-    pending: Option<Box<dyn PendingAsk>>,
-    timer: Option<TimerKey>,
-    /// The error to report when the request could not be sent (its `Reply` comes back dropped).
-    send_failed: Option<AskError>,
-}
-
-/// Pending asks of this shard's actors, keyed by `(index, generation)`.
-#[derive(Default)]
-pub(crate) struct AskTable {
-    entries: Vec<AskEntry>,
-    free: Vec<u32>,
-}
-
-impl AskTable {
-    fn insert(&mut self, pending: Box<dyn PendingAsk>) -> (u32, u32) {
-        let index = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.entries.push(AskEntry {
-                    generation: 0,
-                    pending: None,
-                    timer: None,
-                    send_failed: None,
-                });
-                (self.entries.len() - 1) as u32
-            }
-        };
-        let e = &mut self.entries[index as usize];
-        e.generation = e.generation.wrapping_add(1);
-        e.pending = Some(pending);
-        (index, e.generation)
-    }
-
-    fn entry(&mut self, index: u32, generation: u32) -> Option<&mut AskEntry> {
-        self.entries
-            .get_mut(index as usize)
-            .filter(|e| e.generation == generation && e.pending.is_some())
-    }
-
-    fn take(&mut self, index: u32, generation: u32) -> Option<AskEntry> {
-        let e = self.entry(index, generation)?;
-        let taken = AskEntry {
-            generation,
-            pending: e.pending.take(),
-            timer: e.timer.take(),
-            send_failed: e.send_failed.take(),
-        };
-        self.free.push(index);
-        Some(taken)
-    }
-
-    fn len(&self) -> usize {
-        self.entries.len() - self.free.len()
-    }
-}
-
-struct IntervalEntry {
-    generation: u32,
-    slot: u32,
-    actor_generation: u32,
-    period_ticks: u64,
-    make: Option<Box<dyn FnMut() -> Envelope>>,
-    timer: Option<TimerKey>,
 }
 
 struct Entry {
@@ -206,13 +126,13 @@ pub(crate) struct ShardLocal {
     last_account: StdCell<u64>,
     stopping: StdCell<bool>,
     #[cfg(not(coreactor_loom))]
-    poller: super::poller::Poller,
+    poller: crate::shard::poller::Poller,
     #[cfg(not(coreactor_loom))]
-    events: RefCell<super::poller::Events>,
+    events: RefCell<crate::shard::poller::Events>,
     #[cfg(not(coreactor_loom))]
-    io: RefCell<super::io::IoTable>,
+    io: RefCell<crate::shard::io::IoTable>,
     #[cfg(not(coreactor_loom))]
-    io_scratch: RefCell<Vec<(u64, super::io::Readiness)>>,
+    io_scratch: RefCell<Vec<(u64, crate::shard::io::Readiness)>>,
     iterations: StdCell<u64>,
     /// True from the moment the loop found no work until the next iteration starts.
     idle: StdCell<bool>,
@@ -254,11 +174,11 @@ impl ShardLocal {
             .collect();
         #[cfg(not(coreactor_loom))]
         let poller = {
-            let poller = super::poller::Poller::new()?;
+            let poller = crate::shard::poller::Poller::new()?;
             poller.register(
                 shared.doorbell.waker().fd(),
                 WAKE_TOKEN,
-                super::poller::Interest::READABLE,
+                crate::shard::poller::Interest::READABLE,
             )?;
             poller
         };
@@ -267,7 +187,9 @@ impl ShardLocal {
             rt,
             peers,
             #[cfg(not(coreactor_loom))]
-            events: RefCell::new(super::poller::Events::with_capacity(params.io_events)),
+            events: RefCell::new(crate::shard::poller::Events::with_capacity(
+                params.io_events,
+            )),
             params,
             slab: RefCell::new(Vec::new()),
             ready: RefCell::new(VecDeque::new()),
@@ -288,7 +210,7 @@ impl ShardLocal {
             #[cfg(not(coreactor_loom))]
             poller,
             #[cfg(not(coreactor_loom))]
-            io: RefCell::new(super::io::IoTable::default()),
+            io: RefCell::new(crate::shard::io::IoTable::default()),
             #[cfg(not(coreactor_loom))]
             io_scratch: RefCell::new(Vec::new()),
             iterations: StdCell::new(0),
@@ -560,257 +482,6 @@ impl ShardLocal {
         any
     }
 
-    // ----- timers -------------------------------------------------------------------------
-
-    /// Arms a timer.
-    pub(crate) fn add_timer(&self, delay: Duration, action: TimerAction) -> TimerKey {
-        let tick = self.deadline_tick(delay);
-        self.timers.borrow_mut().insert(tick, action)
-    }
-
-    /// Cancels a timer; true if it had not fired yet.
-    pub(crate) fn cancel_timer(&self, key: TimerKey) -> bool {
-        let action = self.timers.borrow_mut().cancel(key);
-        action.is_some()
-    }
-
-    /// Registers an interval that makes one envelope per period for the actor at
-    /// `(slot, actor_generation)`; returns its `(index, generation)`.
-    pub(crate) fn add_interval(
-        &self,
-        slot: u32,
-        actor_generation: u32,
-        period: Duration,
-        make: Box<dyn FnMut() -> Envelope>,
-    ) -> (u32, u32) {
-        let period_ticks = (period.as_nanos() as u64)
-            .div_ceil(self.params.tick_ns)
-            .max(1);
-        let (index, generation) = {
-            let mut intervals = self.intervals.borrow_mut();
-            let index = match self.interval_free.borrow_mut().pop() {
-                Some(i) => i,
-                None => {
-                    intervals.push(IntervalEntry {
-                        generation: 0,
-                        slot: 0,
-                        actor_generation: 0,
-                        period_ticks: 0,
-                        make: None,
-                        timer: None,
-                    });
-                    (intervals.len() - 1) as u32
-                }
-            };
-            let e = &mut intervals[index as usize];
-            e.generation = e.generation.wrapping_add(1);
-            e.slot = slot;
-            e.actor_generation = actor_generation;
-            e.period_ticks = period_ticks;
-            e.make = Some(make);
-            (index, e.generation)
-        };
-        let key = self.timers.borrow_mut().insert(
-            self.deadline_tick(Duration::from_nanos(period_ticks * self.params.tick_ns)),
-            TimerAction::Interval { index, generation },
-        );
-        self.intervals.borrow_mut()[index as usize].timer = Some(key);
-        (index, generation)
-    }
-
-    /// Cancels an interval; true if it was active.
-    pub(crate) fn cancel_interval(&self, index: u32, generation: u32) -> bool {
-        let removed = {
-            let mut intervals = self.intervals.borrow_mut();
-            match intervals.get_mut(index as usize) {
-                Some(e) if e.generation == generation && e.make.is_some() => {
-                    Some((e.make.take(), e.timer.take()))
-                }
-                _ => None,
-            }
-        };
-        match removed {
-            Some((make, timer)) => {
-                if let Some(t) = timer {
-                    self.cancel_timer(t);
-                }
-                self.interval_free.borrow_mut().push(index);
-                drop(make);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn fire_interval(&self, index: u32, generation: u32) {
-        let target = {
-            let intervals = self.intervals.borrow();
-            match intervals.get(index as usize) {
-                Some(e) if e.generation == generation && e.make.is_some() => {
-                    Some((e.slot, e.actor_generation, e.period_ticks))
-                }
-                _ => None,
-            }
-        };
-        let Some((slot, actor_generation, period_ticks)) = target else {
-            return;
-        };
-        let alive = self
-            .shared
-            .table
-            .get(slot)
-            .is_some_and(|m| m.is_open(actor_generation));
-        if !alive {
-            self.cancel_interval(index, generation);
-            return;
-        }
-        // Take the closure out while it runs: it is user code and may touch this shard.
-        let make = self.intervals.borrow_mut()[index as usize].make.take();
-        let Some(mut make) = make else { return };
-        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut make));
-        {
-            let mut intervals = self.intervals.borrow_mut();
-            let e = &mut intervals[index as usize];
-            if e.generation == generation {
-                e.make = Some(make);
-            }
-        }
-        if let Ok(env) = made {
-            self.deliver_timer_message(env);
-        }
-        let still = {
-            let intervals = self.intervals.borrow();
-            intervals[index as usize].generation == generation
-                && intervals[index as usize].make.is_some()
-        };
-        if still {
-            let key = self.timers.borrow_mut().insert(
-                self.deadline_tick(Duration::from_nanos(period_ticks * self.params.tick_ns)),
-                TimerAction::Interval { index, generation },
-            );
-            self.intervals.borrow_mut()[index as usize].timer = Some(key);
-        }
-    }
-
-    fn deliver_timer_message(&self, mut env: Envelope) {
-        match self.shared.table.get(env.slot) {
-            Some(meta) if meta.is_open(env.generation) => {
-                meta.add_forced(1);
-                // Mailbox wait starts when the timer fires, not when it was armed.
-                env.stamp = self.now_ns();
-                env.deliver(self);
-            }
-            // The actor is gone: its own timer dies with it.
-            _ => drop(env),
-        }
-    }
-
-    fn fire_timers(&self) -> bool {
-        let now_tick = self.now_tick();
-        {
-            let timers = self.timers.borrow();
-            match timers.next_deadline() {
-                Some(d) if d <= now_tick => {}
-                _ => return false,
-            }
-        }
-        let mut fired = std::mem::take(&mut *self.fired.borrow_mut());
-        self.timers.borrow_mut().advance(now_tick, &mut fired);
-        let any = !fired.is_empty();
-        for (_, action) in fired.drain(..) {
-            match action {
-                TimerAction::Deliver(env) => self.deliver_timer_message(env),
-                TimerAction::Interval { index, generation } => {
-                    self.fire_interval(index, generation)
-                }
-                TimerAction::AskTimeout { index, generation } => {
-                    self.ask_timed_out(index, generation)
-                }
-                TimerAction::Task(f) => f(self),
-            }
-        }
-        *self.fired.borrow_mut() = fired;
-        any
-    }
-
-    /// The earliest timer deadline as a delay from now (a lower bound), if any.
-    fn next_timer_delay(&self) -> Option<Duration> {
-        let tick = self.timers.borrow().next_deadline()?;
-        let at = tick.saturating_mul(self.params.tick_ns);
-        Some(Duration::from_nanos(at.saturating_sub(self.now_ns())))
-    }
-
-    // ----- asks ---------------------------------------------------------------------------
-
-    /// Registers a pending ask with its timeout; returns its key.
-    pub(crate) fn add_ask(&self, pending: Box<dyn PendingAsk>, timeout: Duration) -> (u32, u32) {
-        let (index, generation) = self.asks.borrow_mut().insert(pending);
-        let key = self.add_timer(timeout, TimerAction::AskTimeout { index, generation });
-        if let Some(e) = self.asks.borrow_mut().entry(index, generation) {
-            e.timer = Some(key);
-        }
-        (index, generation)
-    }
-
-    /// The request of a pending ask could not be sent: its reply will come back dropped, and
-    /// the ask completes with `error` then.
-    pub(crate) fn ask_send_failed(&self, index: u32, generation: u32, error: AskError) {
-        let timer = {
-            let mut asks = self.asks.borrow_mut();
-            asks.entry(index, generation).and_then(|e| {
-                e.send_failed = Some(error);
-                e.timer.take()
-            })
-        };
-        if let Some(t) = timer {
-            self.cancel_timer(t);
-        }
-    }
-
-    fn ask_timed_out(&self, index: u32, generation: u32) {
-        let taken = self.asks.borrow_mut().take(index, generation);
-        if let Some(AskEntry {
-            pending: Some(p), ..
-        }) = taken
-        {
-            let timeout = p.timeout();
-            p.complete(self, Err(AskError::Timeout(timeout)));
-        }
-    }
-
-    /// Delivers a reply envelope to its pending ask, or counts it late.
-    pub(crate) fn deliver_reply(&self, env: Envelope) {
-        let taken = self.asks.borrow_mut().take(env.slot, env.generation);
-        match taken {
-            Some(AskEntry {
-                pending: Some(p),
-                timer,
-                send_failed,
-                ..
-            }) => {
-                if let Some(t) = timer {
-                    self.cancel_timer(t);
-                }
-                match send_failed {
-                    Some(err) => {
-                        drop(env);
-                        p.complete(self, Err(err));
-                    }
-                    None => p.complete(self, Ok(env.msg)),
-                }
-            }
-            _ => {
-                self.rt.late_replies.fetch_add(1, Ordering::Relaxed);
-                drop(env);
-            }
-        }
-    }
-
-    /// Number of asks of this shard's actors that wait for a reply.
-    pub(crate) fn pending_asks(&self) -> usize {
-        self.asks.borrow().len()
-    }
-
     // ----- the loop -----------------------------------------------------------------------
 
     fn account(&self, busy: bool) {
@@ -983,122 +654,6 @@ impl ShardLocal {
         self.shared.doorbell.finish_park();
     }
 
-    /// Waits for I/O events at most `timeout` (`Some(ZERO)`: just look) and turns them into
-    /// messages; the wake-up eventfd is drained.
-    #[cfg(not(coreactor_loom))]
-    fn poll_io(&self, timeout: Option<Duration>) -> bool {
-        // A reused buffer: events are copied out before user code runs (no allocation per park).
-        let mut tokens = std::mem::take(&mut *self.io_scratch.borrow_mut());
-        tokens.clear();
-        {
-            let mut events = self.events.borrow_mut();
-            if self.poller.wait(&mut events, timeout).is_err() {
-                *self.io_scratch.borrow_mut() = tokens;
-                return false;
-            }
-            tokens.extend(events.iter().map(|ev| {
-                (
-                    ev.token,
-                    super::io::Readiness {
-                        readable: ev.readable,
-                        writable: ev.writable,
-                        hangup: ev.hangup,
-                        error: ev.error,
-                    },
-                )
-            }));
-        }
-        let mut any = false;
-        for &(token, readiness) in &tokens {
-            if token == WAKE_TOKEN {
-                self.shared.doorbell.waker().drain();
-            } else {
-                any = true;
-                self.io_ready(super::io::IoToken::from_epoll(token), readiness);
-            }
-        }
-        *self.io_scratch.borrow_mut() = tokens;
-        any
-    }
-
-    #[cfg(not(coreactor_loom))]
-    fn io_ready(&self, token: super::io::IoToken, readiness: super::io::Readiness) {
-        let Some(reg) = self.io.borrow().get(token) else {
-            return;
-        };
-        let alive = self
-            .shared
-            .table
-            .get(reg.slot)
-            .is_some_and(|m| m.is_open(reg.actor_generation));
-        if !alive {
-            let _ = self.deregister_io(token);
-            return;
-        }
-        let make = self.io.borrow_mut().take_make(token);
-        let Some(mut make) = make else { return };
-        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| make(readiness)));
-        self.io.borrow_mut().restore_make(token, make);
-        match made {
-            Ok(env) => self.deliver_timer_message(env),
-            Err(_) => self.shared.counters.bump_panics(),
-        }
-    }
-
-    /// Registers `fd` for the actor at `(slot, actor_generation)`; each event becomes the
-    /// envelope made by `make`.
-    #[cfg(not(coreactor_loom))]
-    pub(crate) fn register_io(
-        &self,
-        fd: std::os::fd::RawFd,
-        interest: super::poller::Interest,
-        slot: u32,
-        actor_generation: u32,
-        make: super::io::MakeIoMessage,
-    ) -> std::io::Result<super::io::IoToken> {
-        let token = self
-            .io
-            .borrow_mut()
-            .insert(slot, actor_generation, fd, make);
-        if let Err(e) = self.poller.register(fd, token.to_epoll(), interest) {
-            let removed = self.io.borrow_mut().remove(token);
-            drop(removed);
-            return Err(e);
-        }
-        Ok(token)
-    }
-
-    /// Changes the interest set of a registration.
-    #[cfg(not(coreactor_loom))]
-    pub(crate) fn reregister_io(
-        &self,
-        token: super::io::IoToken,
-        interest: super::poller::Interest,
-    ) -> std::io::Result<()> {
-        let reg = self.io.borrow().get(token);
-        let reg = reg.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
-        self.poller.modify(reg.fd, token.to_epoll(), interest)
-    }
-
-    /// Removes a registration from the table and from epoll.
-    #[cfg(not(coreactor_loom))]
-    pub(crate) fn deregister_io(&self, token: super::io::IoToken) -> std::io::Result<()> {
-        let removed = self.io.borrow_mut().remove(token);
-        let (fd, make) =
-            removed.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
-        drop(make);
-        // The fd may already be closed (then epoll forgot it by itself).
-        match self.poller.deregister(fd) {
-            Err(e)
-                if e.raw_os_error() != Some(libc::EBADF)
-                    && e.raw_os_error() != Some(libc::ENOENT) =>
-            {
-                Err(e)
-            }
-            _ => Ok(()),
-        }
-    }
-
     /// Deregisters every fd of an actor that stopped.
     pub(crate) fn deregister_actor_io(&self, slot: u32) {
         #[cfg(not(coreactor_loom))]
@@ -1267,13 +822,6 @@ impl ShardLocal {
 fn all_peer_bits(peers: usize) -> u64 {
     (0..peers.min(PEER_BITS as usize)).fold(INJECT, |acc, p| acc | peer_bit(p))
 }
-
-/// The vtable of reply envelopes (shard-level: the pending ask knows the types).
-pub(crate) static REPLY_VT: EnvelopeVTable = EnvelopeVTable {
-    deliver: |shard, env| shard.deliver_reply(env),
-    kind: EnvelopeKind::Reply,
-    type_name: || "ask reply",
-};
 
 impl Drop for ShardLocal {
     fn drop(&mut self) {
