@@ -20,7 +20,7 @@
 
 mod common;
 
-use common::actors::{PingMsg, Pinger, PongMsg, Ponger, must_tell};
+use common::actors::{PingMsg, Pinger, PongMsg, Ponger, RespMsg, Responder, must_tell};
 
 use coreactor::{Actor, Addr, AskError, Context, Reply, Runtime};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -147,20 +147,6 @@ impl Actor for Driver {
             must_tell(&self.sink, SinkMsg::Data([i; 7]));
         }
         must_tell(&self.sink, SinkMsg::Fence(reply));
-    }
-}
-
-/// Answers every request with its payload.
-struct Responder;
-
-enum RespMsg {
-    Req(u64, Reply<u64>),
-}
-
-impl Actor for Responder {
-    type Msg = RespMsg;
-    fn handle(&mut self, RespMsg::Req(x, reply): RespMsg, _ctx: &mut Context<'_, Self>) {
-        reply.send(x);
     }
 }
 

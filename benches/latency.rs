@@ -25,6 +25,8 @@
 
 mod common;
 
+use common::actors::{RespMsg, Responder};
+
 use common::{Percentiles, new_hist, record, run_pinned, spawn_pinned, work_item};
 use coreactor::{Actor, Addr, AskError, Context, Reply, Runtime};
 use crossbeam_channel::{TryRecvError, bounded};
@@ -35,20 +37,6 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 
 // ----- actors ---------------------------------------------------------------------------------
-
-/// Answers every request with its payload.
-struct Responder;
-
-enum RespMsg {
-    Req(u64, Reply<u64>),
-}
-
-impl Actor for Responder {
-    type Msg = RespMsg;
-    fn handle(&mut self, RespMsg::Req(x, reply): RespMsg, _ctx: &mut Context<'_, Self>) {
-        reply.send(x);
-    }
-}
 
 /// Makes `warm + n` closed-loop asks to `peer`, recording the last `n` round trips.
 struct Asker {

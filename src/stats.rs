@@ -8,7 +8,7 @@ use crate::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 macro_rules! counters {
-    ($( $(#[$doc:meta])* $field:ident => $bump:ident ),* $(,)?) => {
+    ($( $(#[$doc:meta])* $field:ident $(=> $bump:ident)? ),* $(,)?) => {
         /// Per-shard counters (single writer: the shard thread, except where noted).
         #[derive(Default)]
         pub(crate) struct ShardCounters {
@@ -16,13 +16,12 @@ macro_rules! counters {
         }
 
         impl ShardCounters {
-            $(
+            $($(
                 #[inline]
-                #[allow(dead_code)]
                 pub(crate) fn $bump(&self) {
                     Self::add(&self.$field, 1);
                 }
-            )*
+            )?)*
 
             pub(crate) fn snapshot(&self, shard: usize) -> ShardStats {
                 ShardStats {
@@ -44,7 +43,7 @@ macro_rules! counters {
 
 counters! {
     /// User messages handled by actors of this shard.
-    handled => bump_handled,
+    handled,
     /// User messages sent to an actor of the same shard.
     sent_local => bump_sent_local,
     /// Envelopes sent to another shard through a ring.
@@ -58,16 +57,16 @@ counters! {
     /// Wake-up syscalls this shard issued to sleeping peers.
     wakeups_sent => bump_wakeups_sent,
     /// Wake-ups issued to this shard by outside threads (written by those threads).
-    wakeups_received => bump_wakeups_received_unused,
+    wakeups_received,
     /// Messages addressed to this shard that became dead letters (written by whichever thread
     /// discarded them).
-    dead_letters => bump_dead_letters_unused,
+    dead_letters,
     /// Actors that failed by panicking.
     panics => bump_panics,
     /// Nanoseconds spent doing work.
-    busy_ns => bump_busy_ns_unused,
+    busy_ns,
     /// Nanoseconds spent spinning or parked.
-    idle_ns => bump_idle_ns_unused,
+    idle_ns,
 }
 
 impl ShardCounters {

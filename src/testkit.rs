@@ -45,7 +45,7 @@ pub struct TestKit {
     shards: Vec<Rc<ShardLocal>>,
     shared: Vec<Arc<ShardShared>>,
     clock: Rc<Cell<u64>>,
-    _rt: Arc<RtShared>,
+    rt: Arc<RtShared>,
 }
 
 impl TestKit {
@@ -126,7 +126,7 @@ impl TestKit {
             shards: locals,
             shared,
             clock,
-            _rt: rt,
+            rt,
         }
     }
 
@@ -234,7 +234,7 @@ impl TestKit {
 
 impl Drop for TestKit {
     fn drop(&mut self) {
-        self._rt.state.store(
+        self.rt.state.store(
             crate::shard::STOPPING,
             crate::sync::atomic::Ordering::Release,
         );

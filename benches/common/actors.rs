@@ -63,3 +63,17 @@ impl Actor for Ponger {
         }
     }
 }
+
+/// Answers every request with its payload.
+pub struct Responder;
+
+pub enum RespMsg {
+    Req(u64, Reply<u64>),
+}
+
+impl Actor for Responder {
+    type Msg = RespMsg;
+    fn handle(&mut self, RespMsg::Req(x, reply): RespMsg, _ctx: &mut Context<'_, Self>) {
+        reply.send(x);
+    }
+}

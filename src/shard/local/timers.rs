@@ -29,6 +29,11 @@ pub(super) struct IntervalEntry {
 }
 
 impl ShardLocal {
+    /// The tick at which an interval of `period_ticks` armed now fires (never early).
+    fn interval_deadline(&self, period_ticks: u64) -> u64 {
+        self.deadline_tick(Duration::from_nanos(period_ticks * self.params.tick_ns))
+    }
+
     /// Arms a timer.
     pub(crate) fn add_timer(&self, delay: Duration, action: TimerAction) -> TimerKey {
         let tick = self.deadline_tick(delay);
@@ -78,7 +83,7 @@ impl ShardLocal {
             (index, e.generation)
         };
         let key = self.timers.borrow_mut().insert(
-            self.deadline_tick(Duration::from_nanos(period_ticks * self.params.tick_ns)),
+            self.interval_deadline(period_ticks),
             TimerAction::Interval { index, generation },
         );
         self.intervals.borrow_mut()[index as usize].timer = Some(key);
@@ -152,7 +157,7 @@ impl ShardLocal {
         };
         if still {
             let key = self.timers.borrow_mut().insert(
-                self.deadline_tick(Duration::from_nanos(period_ticks * self.params.tick_ns)),
+                self.interval_deadline(period_ticks),
                 TimerAction::Interval { index, generation },
             );
             self.intervals.borrow_mut()[index as usize].timer = Some(key);
