@@ -156,3 +156,74 @@ impl fmt::Display for SpawnError {
 }
 
 impl std::error::Error for SpawnError {}
+
+/// Why a link (a client's claim that a server outlives it) could not be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// The server's address is dead (stopped, never existed).
+    NoServer,
+    /// The server is shutting down or shut down.
+    NotLinkable,
+    /// This client is already linked to that server.
+    AlreadyLinked,
+    /// No answer within the client's init timeout.
+    Timeout,
+}
+
+impl fmt::Display for LinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkError::NoServer => f.write_str("the server does not exist"),
+            LinkError::NotLinkable => f.write_str("the server is shutting down"),
+            LinkError::AlreadyLinked => f.write_str("already linked to this server"),
+            LinkError::Timeout => f.write_str("the server did not answer in time"),
+        }
+    }
+}
+
+impl std::error::Error for LinkError {}
+
+/// Why a registry operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The name is registered already (to another address, or to this one).
+    AlreadyRegistered(String),
+    /// No actor is registered under this name.
+    UnknownName(String),
+    /// The name is registered for an actor of another type.
+    WrongType {
+        /// The name looked up.
+        name: String,
+        /// The type the caller asked for.
+        expected: &'static str,
+        /// The type of the registered actor.
+        found: &'static str,
+    },
+    /// A delayed discovery was cancelled before the name appeared.
+    Cancelled(String),
+    /// No answer from the registry (or no registration of the name) within the timeout.
+    Timeout(String),
+    /// The registry actor is gone (stopped, or the runtime is shutting down).
+    Unavailable,
+}
+
+impl fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegistryError::AlreadyRegistered(n) => write!(f, "name {n:?} is already registered"),
+            RegistryError::UnknownName(n) => write!(f, "no actor is registered as {n:?}"),
+            RegistryError::WrongType {
+                name,
+                expected,
+                found,
+            } => write!(f, "{name:?} is a {found}, not a {expected}"),
+            RegistryError::Cancelled(n) => write!(f, "discovery of {n:?} was cancelled"),
+            RegistryError::Timeout(n) => write!(f, "{n:?}: no answer in time"),
+            RegistryError::Unavailable => f.write_str("the registry is not running"),
+        }
+    }
+}
+
+impl std::error::Error for RegistryError {}

@@ -11,6 +11,7 @@ mod error;
 #[cfg(not(coreactor_loom))]
 pub mod io;
 mod mailbox;
+pub mod plugins;
 pub mod pool;
 mod runtime;
 mod shard;
@@ -18,9 +19,10 @@ pub mod stats;
 pub mod testkit;
 mod timer;
 
-pub use actor::{Actor, Addr, AskFuture, Context, Reply, StopReason, TimerId};
+pub use actor::lifecycle;
+pub use actor::{Actor, ActorRef, Addr, AskFuture, Context, Reply, StopReason, TimerId};
 pub use config::{Config, ConfigError, Placement};
-pub use error::{AskError, SendError, SpawnError};
+pub use error::{AskError, LinkError, RegistryError, SendError, SpawnError};
 pub use runtime::{Builder, Runtime, ShardInfo, ShutdownError, StartError};
 pub use shard::{DeadLetter, DeadLetterReason};
 pub use stats::{ActorStats, ShardStats};

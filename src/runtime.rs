@@ -1,6 +1,7 @@
 //! The runtime: builds the shards from a [`Config`], starts one pinned thread per shard, spawns
 //! actors, reports placement and statistics, and shuts everything down.
 
+use crate::actor::cell::Supervision;
 use crate::actor::install_remote;
 use crate::actor::{Actor, Addr};
 use crate::config::{Config, ConfigError, Placement, ResolvedShard, ShardOverride};
@@ -129,6 +130,7 @@ pub struct ShardInfo {
 pub struct Builder {
     config: Config,
     hook: Option<crate::shard::DeadLetterHook>,
+    lifecycle_hook: Option<crate::actor::lifecycle::LifecycleHook>,
 }
 
 macro_rules! shard_setters {
@@ -226,6 +228,17 @@ impl Builder {
         self
     }
 
+    /// Calls `hook` for every lifecycle contract violation (an S-phase that did not finish in
+    /// time and was forced, a plugin failing its shutdown) instead of printing it to stderr.
+    /// The actor is forced down either way; the process never aborts.
+    pub fn on_lifecycle_error(
+        mut self,
+        hook: impl Fn(&crate::lifecycle::LifecycleError) + Send + Sync + 'static,
+    ) -> Self {
+        self.lifecycle_hook = Some(Box::new(hook));
+        self
+    }
+
     /// Validates the configuration and starts the shards.
     ///
     /// # Errors
@@ -233,7 +246,7 @@ impl Builder {
     /// [`StartError::Config`] naming the invalid field, or [`StartError::Io`] if the OS refused
     /// a thread, an epoll instance or an eventfd.
     pub fn build(self) -> Result<Runtime, StartError> {
-        Runtime::start(self.config, self.hook)
+        Runtime::start(self.config, self.hook, self.lifecycle_hook)
     }
 }
 
@@ -265,6 +278,7 @@ impl Runtime {
         Builder {
             config: Config::new(),
             hook: None,
+            lifecycle_hook: None,
         }
     }
 
@@ -274,12 +288,13 @@ impl Runtime {
     ///
     /// As [`Builder::build`].
     pub fn from_config(config: Config) -> Result<Runtime, StartError> {
-        Runtime::start(config, None)
+        Runtime::start(config, None, None)
     }
 
     fn start(
         config: Config,
         hook: Option<crate::shard::DeadLetterHook>,
+        lifecycle_hook: Option<crate::actor::lifecycle::LifecycleHook>,
     ) -> Result<Runtime, StartError> {
         let mut resolved = config.resolve()?;
         let n = resolved.len();
@@ -302,7 +317,10 @@ impl Runtime {
                 unpinned.push(r.id);
             }
         }
-        let rt = Arc::new(RtShared::new(n, hook));
+        let mut rt = RtShared::new(n, hook);
+        rt.lifecycle_hook =
+            lifecycle_hook.map(|h| Box::new(h) as Box<dyn std::any::Any + Send + Sync>);
+        let rt = Arc::new(rt);
         let mut shards = Vec::with_capacity(n);
         for r in &resolved {
             shards.push(Arc::new(ShardShared::new(
@@ -563,6 +581,19 @@ where
     A: Actor,
     F: FnOnce() -> A + Send + 'static,
 {
+    spawn_remote_supervised(target, factory, Supervision::none())
+}
+
+/// [`spawn_remote`] for a supervised child.
+pub(crate) fn spawn_remote_supervised<A, F>(
+    target: &Arc<ShardShared>,
+    factory: F,
+    supervision: Supervision,
+) -> Result<Addr<A>, SpawnError>
+where
+    A: Actor,
+    F: FnOnce() -> A + Send + 'static,
+{
     if target.rt.is_stopping() {
         return Err(SpawnError::Shutdown);
     }
@@ -570,7 +601,7 @@ where
     route(
         target,
         Envelope::task(move |shard: &ShardLocal| {
-            install_remote(shard, slot, generation, factory);
+            install_remote(shard, slot, generation, factory, supervision);
         }),
     );
     Ok(Addr::new(target.clone(), slot, generation))

@@ -49,6 +49,18 @@ pub struct TestKit {
 }
 
 impl TestKit {
+    /// The lifecycle state of the actor at `addr`.
+    pub fn state<A: Actor>(&self, addr: &Addr<A>) -> crate::lifecycle::State {
+        addr.state()
+    }
+
+    /// Lifecycle contract violations reported so far (shutdown timeouts, failed plugins).
+    pub fn lifecycle_errors(&self) -> u64 {
+        self.rt
+            .lifecycle_errors
+            .load(crate::sync::atomic::Ordering::Relaxed)
+    }
+
     /// A kit with `shards` shards, default knobs and a 1 ms timer tick.
     ///
     /// # Panics
@@ -145,7 +157,13 @@ impl TestKit {
         let target = &self.shared[shard];
         let (slot, generation) = target.table.reserve().expect("shard full");
         let _guard = CurrentGuard::enter(self.shards[shard].clone());
-        install_remote(&self.shards[shard], slot, generation, move || actor);
+        install_remote(
+            &self.shards[shard],
+            slot,
+            generation,
+            move || actor,
+            crate::actor::cell::Supervision::none(),
+        );
         Addr::new(target.clone(), slot, generation)
     }
 

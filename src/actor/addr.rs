@@ -2,6 +2,7 @@
 
 use super::ask::{AskFuture, Reply};
 use super::cell::{ActorCell, Control};
+use super::lifecycle::SystemMsg;
 use super::{Actor, StopReason};
 use crate::error::{AskError, SendError};
 use crate::mailbox::erased::ErasedMsg;
@@ -82,7 +83,7 @@ impl<A: Actor> Vt<A> {
         type_name: std::any::type_name::<A::Msg>,
     };
 
-    const CONTROL: EnvelopeVTable = EnvelopeVTable {
+    pub(crate) const CONTROL: EnvelopeVTable = EnvelopeVTable {
         deliver: Self::deliver_control,
         kind: EnvelopeKind::Control,
         type_name: std::any::type_name::<Control>,
@@ -145,8 +146,8 @@ impl<A: Actor> Vt<A> {
                     return false;
                 };
                 let env = env.take().expect("taken once");
-                // SAFETY: `Vt::<A>::CONTROL` is attached only by `Vt::<A>::control`, which
-                // erased a `Control`.
+                // SAFETY: `Vt::<A>::CONTROL` is attached only to envelopes whose payload is an
+                // erased `Control` (`Vt::<A>::control` and `ActorRef::send_control`).
                 cell.push_control(unsafe { env.msg.take::<Control>() });
                 true
             })
@@ -161,6 +162,23 @@ impl<A: Actor> Vt<A> {
                 .is_some_and(|m| m.is_open(generation));
             if reserved && !shard.is_stopping() {
                 shard.park_early(env);
+                return;
+            }
+            // SAFETY: as above, a `CONTROL` envelope carries an erased `Control`.
+            let c = unsafe { env.msg.take::<Control>() };
+            if matches!(c, Control::System(_)) {
+                // A protocol message for an actor that is gone: accounted like any message
+                // that could not be delivered (the protocols' timeouts tell the sender).
+                super::cell::report_dead_letter(
+                    shard,
+                    slot,
+                    std::any::type_name::<SystemMsg>(),
+                    if shard.is_stopping() {
+                        DeadLetterReason::Shutdown
+                    } else {
+                        DeadLetterReason::ActorStopped
+                    },
+                );
             }
         }
     }
@@ -189,6 +207,16 @@ impl<A: Actor> Addr<A> {
                 .table
                 .get(self.slot)
                 .is_some_and(|m| m.is_open(self.generation))
+    }
+
+    /// The actor's lifecycle state (a snapshot).
+    pub fn state(&self) -> crate::lifecycle::State {
+        self.actor_ref().state()
+    }
+
+    /// This address as an untyped [`ActorRef`](crate::ActorRef).
+    pub fn actor_ref(&self) -> crate::ActorRef {
+        crate::ActorRef::from(self)
     }
 
     /// User messages accepted for this actor and not yet handled (its real queue depth).

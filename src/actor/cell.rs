@@ -1,11 +1,24 @@
-//! The typed actor cell: an actor, its mailbox and its control lane, as one shard runs them.
+//! The typed actor cell: an actor, its mailbox, its control lane and its lifecycle (the state
+//! machine of [`lifecycle`](super::lifecycle)), as one shard runs them.
+//!
+//! A turn: (1) install → I-phase start, (2) control messages (stop, start, plugin protocol
+//! messages, phase timeouts), (3) up to `batch_budget` user messages, interrupted as soon as a
+//! control message arrives or a stop is requested, (4) controls again, (5) settle: apply a
+//! requested stop and poll the plugins of the current phase, (6) on `ShutDown`, finish.
 
+use super::actor_ref::ActorRef;
 use super::context::Context;
-use super::{Actor, StopReason, panic_message};
+use super::lifecycle::{
+    ChildEvent, ChildOptions, LifecycleError, Plugin, Progress, State, SystemMsg,
+};
+use super::reason::StopReason;
+use super::{Actor, panic_message};
 use crate::shard::table::SlotMeta;
-use crate::shard::{Cell, DeadLetter, DeadLetterReason, ShardLocal, Turn};
+use crate::shard::{Cell, DeadLetter, DeadLetterReason, ShardLocal, TimerAction, Turn};
 use crate::stats::ShardCounters;
+use crate::sync::Arc;
 use crate::sync::atomic::Ordering;
+use crate::timer::TimerKey;
 use std::any::Any;
 use std::cell::{Cell as StdCell, RefCell};
 use std::collections::VecDeque;
@@ -17,18 +30,46 @@ pub(crate) struct Queued<M> {
     pub(crate) stamp: u64,
 }
 
-/// A control message: handled before any user message.
+/// A control message: handled before any user message, never refused for a full mailbox.
 pub(crate) enum Control {
-    /// Stop after the current message.
+    /// Begin the S-phase with this reason (first reason wins).
     Stop(StopReason),
+    /// The supervisor's start signal (Initialized → Operational).
+    Start,
+    /// A protocol message for the plugins.
+    System(SystemMsg),
+    /// The phase timer armed in phase epoch `.0` expired.
+    PhaseTimeout(u32),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    New,
-    Running,
-    Stopped,
+/// Who supervises an actor and with which timeouts.
+pub(crate) struct Supervision {
+    pub(crate) parent: Option<ActorRef>,
+    pub(crate) opts: ChildOptions,
 }
+
+impl Supervision {
+    pub(crate) fn none() -> Supervision {
+        Supervision {
+            parent: None,
+            opts: ChildOptions::default(),
+        }
+    }
+}
+
+/// One plugin in an actor's ordered list.
+struct PluginSlot<A: Actor> {
+    /// Position key: built-ins have small ranks, the actor's own plugins come after.
+    rank: u32,
+    /// `None` only while the plugin is being called.
+    plugin: Option<Box<dyn Plugin<A>>>,
+    init_done: bool,
+    shutdown_started: bool,
+    shutdown_done: bool,
+}
+
+/// Rank of the first of the actor's own plugins ([`Actor::plugins`]).
+const USER_PLUGIN_RANK: u32 = 1000;
 
 /// An actor as its shard holds it.
 pub(crate) struct ActorCell<A: Actor> {
@@ -38,14 +79,24 @@ pub(crate) struct ActorCell<A: Actor> {
     actor: RefCell<Option<A>>,
     mailbox: RefCell<VecDeque<Queued<A::Msg>>>,
     control: RefCell<VecDeque<Control>>,
-    stop: RefCell<Option<StopReason>>,
+    plugins: RefCell<Vec<PluginSlot<A>>>,
+    /// A stop asked for and not yet applied (first reason wins).
+    pending_stop: RefCell<Option<StopReason>>,
+    /// Why the S-phase runs.
+    reason: RefCell<Option<StopReason>>,
     /// Set when a stop is requested or a control message queued: checked after every message,
     /// so it is one `Cell` read instead of two `RefCell` borrows.
     interrupt: StdCell<bool>,
+    /// Reached `Operational`.
+    started: StdCell<bool>,
+    supervision: Supervision,
+    phase_timer: StdCell<Option<TimerKey>>,
+    /// Bumped at every phase change, so a timeout armed for an earlier phase is ignored.
+    phase_epoch: StdCell<u32>,
 }
 
 impl<A: Actor> ActorCell<A> {
-    pub(crate) fn new(slot: u32, generation: u32, actor: A) -> Self {
+    pub(crate) fn new(slot: u32, generation: u32, actor: A, supervision: Supervision) -> Self {
         ActorCell {
             slot,
             generation,
@@ -53,15 +104,36 @@ impl<A: Actor> ActorCell<A> {
             actor: RefCell::new(Some(actor)),
             mailbox: RefCell::new(VecDeque::new()),
             control: RefCell::new(VecDeque::new()),
-            stop: RefCell::new(None),
+            plugins: RefCell::new(Vec::new()),
+            pending_stop: RefCell::new(None),
+            reason: RefCell::new(None),
             interrupt: StdCell::new(false),
+            started: StdCell::new(false),
+            supervision,
+            phase_timer: StdCell::new(None),
+            phase_epoch: StdCell::new(0),
         }
     }
 
     /// True while the actor takes messages.
     #[inline]
     pub(crate) fn accepting(&self) -> bool {
-        self.state.get() != State::Stopped
+        self.state.get() != State::ShutDown
+    }
+
+    /// The lifecycle state.
+    pub(crate) fn state(&self) -> State {
+        self.state.get()
+    }
+
+    /// The supervisor, if any.
+    pub(crate) fn parent(&self) -> Option<&ActorRef> {
+        self.supervision.parent.as_ref()
+    }
+
+    /// The phase timeouts this actor runs with.
+    pub(crate) fn options(&self) -> &ChildOptions {
+        &self.supervision.opts
     }
 
     /// Appends a user message (already admitted and counted).
@@ -76,17 +148,23 @@ impl<A: Actor> ActorCell<A> {
         self.interrupt.set(true);
     }
 
-    /// Asks the actor to stop after the current message (first reason wins).
+    /// Asks the actor to stop after the current message (first reason wins; ignored once the
+    /// S-phase runs).
     pub(crate) fn request_stop(&self, reason: StopReason) {
-        let mut stop = self.stop.borrow_mut();
+        let mut stop = self.pending_stop.borrow_mut();
         if stop.is_none() {
             *stop = Some(reason);
         }
         self.interrupt.set(true);
     }
 
-    fn stop_requested(&self) -> bool {
-        self.stop.borrow().is_some()
+    fn stop_pending(&self) -> bool {
+        self.pending_stop.borrow().is_some()
+    }
+
+    /// This actor as an untyped reference.
+    pub(crate) fn self_ref(&self, shard: &ShardLocal) -> ActorRef {
+        ActorRef::of::<A>(shard.shared.clone(), self.slot, self.generation)
     }
 
     fn meta<'s>(&self, shard: &'s ShardLocal) -> &'s SlotMeta {
@@ -97,25 +175,453 @@ impl<A: Actor> ActorCell<A> {
             .expect("a live actor's slot exists in the table")
     }
 
-    fn call_started(&self, shard: &ShardLocal) {
-        let mut actor = self.actor.borrow_mut();
-        let Some(a) = actor.as_mut() else { return };
-        let mut ctx = Context::new(shard, self);
-        if let Err(p) = catch_unwind(AssertUnwindSafe(|| a.started(&mut ctx))) {
-            shard.shared.counters.bump_panics();
-            self.request_stop(StopReason::Panicked(panic_message(&*p)));
+    fn set_state(&self, shard: &ShardLocal, state: State) {
+        self.state.set(state);
+        self.phase_epoch.set(self.phase_epoch.get().wrapping_add(1));
+        self.cancel_phase_timer(shard);
+        self.meta(shard).set_lifecycle_state(state as u8);
+    }
+
+    fn cancel_phase_timer(&self, shard: &ShardLocal) {
+        if let Some(key) = self.phase_timer.take() {
+            shard.cancel_timer(key);
         }
     }
 
-    fn run_controls(&self) {
-        self.interrupt.set(self.stop.borrow().is_some());
-        loop {
-            let c = self.control.borrow_mut().pop_front();
-            match c {
-                None => break,
-                Some(Control::Stop(reason)) => self.request_stop(reason),
+    fn arm_phase_timer(&self, shard: &ShardLocal, timeout: std::time::Duration) {
+        if self.phase_timer.get().is_some() {
+            return;
+        }
+        let env = super::addr::Vt::<A>::control(
+            self.slot,
+            self.generation,
+            Control::PhaseTimeout(self.phase_epoch.get()),
+        );
+        self.phase_timer
+            .set(Some(shard.add_timer(timeout, TimerAction::Deliver(env))));
+    }
+
+    // ----- plugins -------------------------------------------------------------------------
+
+    /// Adds `plugin` at `rank` unless a plugin of its type is there; reopens its phases either
+    /// way (the actor asked it for more work). Returns true if it was added.
+    pub(crate) fn ensure_plugin<P: Plugin<A>>(&self, rank: u32, make: impl FnOnce() -> P) -> bool {
+        let mut plugins = self.plugins.borrow_mut();
+        if let Some(i) = plugins
+            .iter_mut()
+            .position(|s| s.plugin.as_mut().is_some_and(|p| p.as_any_mut().is::<P>()))
+        {
+            plugins[i].init_done = false;
+            return false;
+        }
+        let at = plugins.partition_point(|s| s.rank <= rank);
+        plugins.insert(
+            at,
+            PluginSlot {
+                rank,
+                plugin: Some(Box::new(make())),
+                init_done: false,
+                shutdown_started: false,
+                shutdown_done: false,
+            },
+        );
+        true
+    }
+
+    /// Runs `f` on the plugin of type `P`, if the actor has one and it is not being called.
+    pub(crate) fn with_plugin<P: Plugin<A>, R>(
+        &self,
+        ctx: &mut Context<'_, A>,
+        f: impl FnOnce(&mut P, &mut Context<'_, A>) -> R,
+    ) -> Option<R> {
+        let mut plugin = {
+            let mut plugins = self.plugins.borrow_mut();
+            let index = plugins
+                .iter_mut()
+                .position(|s| s.plugin.as_mut().is_some_and(|p| p.as_any_mut().is::<P>()))?;
+            plugins[index].plugin.take()?
+        };
+        let p = plugin
+            .as_any_mut()
+            .downcast_mut::<P>()
+            .expect("found by type");
+        let r = f(p, ctx);
+        self.put_back(plugin);
+        Some(r)
+    }
+
+    fn put_back(&self, plugin: Box<dyn Plugin<A>>) {
+        let mut plugins = self.plugins.borrow_mut();
+        let s = plugins
+            .iter_mut()
+            .find(|s| s.plugin.is_none())
+            .expect("the slot of the plugin being called");
+        s.plugin = Some(plugin);
+    }
+
+    /// Takes the plugin at `index` out for a call (None if out of range or busy).
+    fn take_plugin(&self, index: usize) -> Option<Box<dyn Plugin<A>>> {
+        self.plugins
+            .borrow_mut()
+            .get_mut(index)
+            .and_then(|s| s.plugin.take())
+    }
+
+    fn slot_flags(&self, index: usize) -> Option<(bool, bool, bool)> {
+        self.plugins
+            .borrow()
+            .get(index)
+            .map(|s| (s.init_done, s.shutdown_started, s.shutdown_done))
+    }
+
+    /// Calls `f` with the actor, a context and the plugin at `index`, catching a panic.
+    fn call_plugin<R>(
+        &self,
+        shard: &ShardLocal,
+        index: usize,
+        f: impl FnOnce(&mut dyn Plugin<A>, &mut A, &mut Context<'_, A>) -> R,
+    ) -> Option<Result<R, String>> {
+        let mut plugin = self.take_plugin(index)?;
+        let mut actor = self.actor.borrow_mut();
+        let Some(a) = actor.as_mut() else {
+            drop(actor);
+            self.put_back(plugin);
+            return None;
+        };
+        let mut ctx = Context::new(shard, self);
+        let r = catch_unwind(AssertUnwindSafe(|| f(&mut *plugin, a, &mut ctx)));
+        drop(actor);
+        self.put_back(plugin);
+        Some(r.map_err(|p| {
+            shard.shared.counters.bump_panics();
+            panic_message(&*p)
+        }))
+    }
+
+    /// How many plugins the actor has (plugins are looked up by index at every step, so one
+    /// inserted during a poll is seen by the next poll).
+    fn plugin_count(&self) -> usize {
+        self.plugins.borrow().len()
+    }
+
+    fn plugin_name(&self, index: usize) -> &'static str {
+        self.plugins
+            .borrow()
+            .get(index)
+            .and_then(|s| s.plugin.as_ref().map(|p| p.name()))
+            .unwrap_or("?")
+    }
+
+    fn mark(&self, index: usize, f: impl FnOnce(&mut PluginSlot<A>)) {
+        if let Some(s) = self.plugins.borrow_mut().get_mut(index) {
+            f(s);
+        }
+    }
+
+    // ----- phases --------------------------------------------------------------------------
+
+    /// Calls an actor hook, catching a panic (which requests a stop with `on_panic(msg)`).
+    fn call_hook(
+        &self,
+        shard: &ShardLocal,
+        hook: impl FnOnce(&mut A, &mut Context<'_, A>),
+        on_panic: impl FnOnce(String) -> StopReason,
+    ) {
+        let mut actor = self.actor.borrow_mut();
+        let Some(a) = actor.as_mut() else { return };
+        let mut ctx = Context::new(shard, self);
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| hook(a, &mut ctx))) {
+            shard.shared.counters.bump_panics();
+            drop(actor);
+            self.request_stop(on_panic(panic_message(&*p)));
+        }
+    }
+
+    /// New → Initializing: `Actor::init`, then the actor's own plugins join the list.
+    fn begin_init(&self, shard: &ShardLocal) {
+        self.set_state(shard, State::Initializing);
+        self.call_hook(
+            shard,
+            |a, ctx| a.init(ctx),
+            |m| StopReason::InitFailed(Arc::new(StopReason::Panicked(m))),
+        );
+        let own = {
+            let mut actor = self.actor.borrow_mut();
+            let Some(a) = actor.as_mut() else { return };
+            match catch_unwind(AssertUnwindSafe(|| a.plugins())) {
+                Ok(v) => v,
+                Err(p) => {
+                    shard.shared.counters.bump_panics();
+                    drop(actor);
+                    self.request_stop(StopReason::InitFailed(Arc::new(StopReason::Panicked(
+                        panic_message(&*p),
+                    ))));
+                    Vec::new()
+                }
+            }
+        };
+        let mut plugins = self.plugins.borrow_mut();
+        for (i, p) in own.into_iter().enumerate() {
+            plugins.push(PluginSlot {
+                rank: USER_PLUGIN_RANK + i as u32,
+                plugin: Some(p),
+                init_done: false,
+                shutdown_started: false,
+                shutdown_done: false,
+            });
+        }
+    }
+
+    /// Polls the I-phase plugins in order, stopping at the first that is not done.
+    fn poll_init(&self, shard: &ShardLocal) {
+        let mut i = 0;
+        while i < self.plugin_count() {
+            if self.state.get() != State::Initializing || self.stop_pending() {
+                return;
+            }
+            if self.slot_flags(i).is_some_and(|f| f.0) {
+                i += 1;
+                continue;
+            }
+            match self.call_plugin(shard, i, |p, a, ctx| p.init(a, ctx)) {
+                None => return,
+                Some(Ok(Progress::Done)) => self.mark(i, |s| s.init_done = true),
+                Some(Ok(Progress::Pending)) => {
+                    self.arm_phase_timer(shard, self.supervision.opts.init_timeout);
+                    return;
+                }
+                Some(Ok(Progress::Failed(r))) => {
+                    self.request_stop(StopReason::InitFailed(Arc::new(r)));
+                    return;
+                }
+                Some(Err(m)) => {
+                    self.request_stop(StopReason::InitFailed(Arc::new(StopReason::Panicked(m))));
+                    return;
+                }
+            }
+            i += 1;
+        }
+        if self.state.get() != State::Initializing || self.stop_pending() {
+            return;
+        }
+        self.set_state(shard, State::Initialized);
+        match &self.supervision.parent {
+            Some(parent) => {
+                let me = self.self_ref(shard);
+                if parent.send_system(ChildEvent::Initialized(me)).is_err() {
+                    // An orphan: its supervisor is gone before it could start.
+                    self.request_stop(StopReason::SupervisorShutdown(Arc::new(
+                        StopReason::Requested,
+                    )));
+                }
+            }
+            None => self.start(shard),
+        }
+    }
+
+    /// Initialized → Operational: plugins' `start` in reverse order, then `Actor::started`.
+    fn start(&self, shard: &ShardLocal) {
+        if self.state.get() != State::Initialized {
+            return;
+        }
+        for i in (0..self.plugin_count()).rev() {
+            if let Some(Err(m)) = self.call_plugin(shard, i, |p, a, ctx| p.start(a, ctx)) {
+                self.request_stop(StopReason::Panicked(m));
             }
         }
+        self.set_state(shard, State::Operational);
+        self.started.set(true);
+        self.call_hook(shard, |a, ctx| a.started(ctx), StopReason::Panicked);
+    }
+
+    /// Any state → ShuttingDown (ignored once there): `Actor::stopping`, then every plugin's
+    /// `shutdown_start` in reverse order.
+    fn begin_shutdown(&self, shard: &ShardLocal, reason: StopReason) {
+        if matches!(self.state.get(), State::ShuttingDown | State::ShutDown) {
+            return;
+        }
+        self.set_state(shard, State::ShuttingDown);
+        *self.reason.borrow_mut() = Some(reason.clone());
+        self.call_hook(
+            shard,
+            |a, ctx| a.stopping(&reason, ctx),
+            StopReason::Panicked,
+        );
+        // A panic in `stopping` is reported through the reason it already has.
+        self.pending_stop.borrow_mut().take();
+        for i in (0..self.plugin_count()).rev() {
+            self.mark(i, |s| s.shutdown_started = true);
+            if let Some(Err(m)) =
+                self.call_plugin(shard, i, |p, a, ctx| p.shutdown_start(&reason, a, ctx))
+            {
+                self.report(
+                    shard,
+                    LifecycleError::ShutdownFailed {
+                        actor: self.self_ref(shard),
+                        plugin: self.plugin_name(i),
+                        error: StopReason::Panicked(m),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Polls the S-phase plugins in reverse order; finishes when all are done.
+    fn poll_shutdown(&self, shard: &ShardLocal) {
+        let mut i = self.plugin_count();
+        while i > 0 {
+            i -= 1;
+            let Some((_, started, done)) = self.slot_flags(i) else {
+                continue;
+            };
+            if done {
+                continue;
+            }
+            if !started {
+                // Added during the S-phase: it gets its start now.
+                self.mark(i, |s| s.shutdown_started = true);
+                let reason = self.reason.borrow().clone().unwrap_or(StopReason::Normal);
+                let _ = self.call_plugin(shard, i, |p, a, ctx| p.shutdown_start(&reason, a, ctx));
+            }
+            match self.call_plugin(shard, i, |p, a, ctx| p.shutdown(a, ctx)) {
+                None => return,
+                Some(Ok(Progress::Done)) => self.mark(i, |s| s.shutdown_done = true),
+                Some(Ok(Progress::Pending)) => {
+                    self.arm_phase_timer(shard, self.supervision.opts.shutdown_timeout);
+                    return;
+                }
+                Some(Ok(Progress::Failed(e))) => {
+                    self.report(
+                        shard,
+                        LifecycleError::ShutdownFailed {
+                            actor: self.self_ref(shard),
+                            plugin: self.plugin_name(i),
+                            error: e,
+                        },
+                    );
+                    self.mark(i, |s| s.shutdown_done = true);
+                }
+                Some(Err(m)) => {
+                    self.report(
+                        shard,
+                        LifecycleError::ShutdownFailed {
+                            actor: self.self_ref(shard),
+                            plugin: self.plugin_name(i),
+                            error: StopReason::Panicked(m),
+                        },
+                    );
+                    self.mark(i, |s| s.shutdown_done = true);
+                }
+            }
+        }
+        self.finish_stop(shard);
+    }
+
+    fn first_pending_shutdown_plugin(&self) -> &'static str {
+        let plugins = self.plugins.borrow();
+        plugins
+            .iter()
+            .rev()
+            .find(|s| !s.shutdown_done)
+            .and_then(|s| s.plugin.as_ref().map(|p| p.name()))
+            .unwrap_or("?")
+    }
+
+    fn report(&self, shard: &ShardLocal, e: LifecycleError) {
+        super::lifecycle::report(&shard.rt, &e);
+    }
+
+    /// Applies a requested stop and polls the current phase until nothing changes.
+    fn settle(&self, shard: &ShardLocal) {
+        loop {
+            let stop = self.pending_stop.borrow_mut().take();
+            if let Some(r) = stop {
+                self.begin_shutdown(shard, r);
+            }
+            let before = self.state.get();
+            match before {
+                State::Initializing => self.poll_init(shard),
+                State::ShuttingDown => self.poll_shutdown(shard),
+                _ => {}
+            }
+            if self.state.get() == before && !self.stop_pending() {
+                break;
+            }
+        }
+        self.interrupt.set(false);
+    }
+
+    fn on_phase_timeout(&self, shard: &ShardLocal, epoch: u32) {
+        if epoch != self.phase_epoch.get() {
+            return;
+        }
+        self.phase_timer.set(None);
+        match self.state.get() {
+            State::Initializing => self.request_stop(StopReason::InitTimeout),
+            State::ShuttingDown => {
+                let reason = self.reason.borrow().clone().unwrap_or(StopReason::Normal);
+                self.report(
+                    shard,
+                    LifecycleError::ShutdownTimeout {
+                        actor: self.self_ref(shard),
+                        plugin: self.first_pending_shutdown_plugin(),
+                        reason,
+                    },
+                );
+                self.finish_stop(shard);
+            }
+            _ => {}
+        }
+    }
+
+    fn run_controls(&self, shard: &ShardLocal) {
+        loop {
+            let c = self.control.borrow_mut().pop_front();
+            let Some(c) = c else { break };
+            if self.state.get() == State::ShutDown {
+                continue;
+            }
+            match c {
+                Control::Stop(reason) => self.request_stop(reason),
+                Control::Start => {
+                    if !self.stop_pending() {
+                        self.start(shard);
+                    }
+                }
+                Control::PhaseTimeout(epoch) => self.on_phase_timeout(shard, epoch),
+                Control::System(msg) => self.dispatch_system(shard, msg),
+            }
+            if self.stop_pending() && self.state.get() != State::ShuttingDown {
+                self.settle(shard);
+            }
+        }
+    }
+
+    /// Offers a protocol message to the plugins in order; one nobody takes is dropped (a late
+    /// answer to something already settled, which the protocols allow).
+    fn dispatch_system(&self, shard: &ShardLocal, msg: SystemMsg) {
+        let mut msg = Some(msg);
+        let mut i = 0;
+        while i < self.plugin_count() {
+            let m = msg.take().expect("present until consumed");
+            match self.call_plugin(shard, i, |p, a, ctx| p.control(m, a, ctx)) {
+                Some(Ok(None)) => return,
+                Some(Ok(Some(back))) => msg = Some(back),
+                Some(Err(panic)) => {
+                    self.request_stop(StopReason::Panicked(panic));
+                    return;
+                }
+                None => return,
+            }
+            i += 1;
+        }
+        let Some(m) = msg else { return };
+        let mut actor = self.actor.borrow_mut();
+        let Some(a) = actor.as_mut() else { return };
+        let mut ctx = Context::new(shard, self);
+        // Built-in protocols an actor takes part in without having asked (a link request to a
+        // server) install their plugin here and take the message.
+        let _late_answer = crate::plugins::unclaimed(m, a, &mut ctx);
     }
 
     fn run_messages(&self, shard: &ShardLocal, budget: usize) -> usize {
@@ -166,10 +672,16 @@ impl<A: Actor> ActorCell<A> {
         handled
     }
 
-    /// Stops the actor: closes its address, turns queued messages into dead letters, calls
-    /// `stopped`, and drops the actor.
-    fn finish_stop(&self, shard: &ShardLocal, reason: StopReason) {
-        let was_running = self.state.replace(State::Stopped) == State::Running;
+    /// ShutDown: closes the address, turns queued messages into dead letters, deregisters
+    /// I/O, drops the plugins, calls `stopped`, drops the actor, and tells the supervisor.
+    fn finish_stop(&self, shard: &ShardLocal) {
+        let reason = self
+            .reason
+            .borrow_mut()
+            .take()
+            .unwrap_or(StopReason::Shutdown);
+        let ever_ran = self.state.get() != State::New;
+        self.set_state(shard, State::ShutDown);
         let meta = self.meta(shard);
         meta.close();
         let dead_reason = if reason == StopReason::Shutdown {
@@ -189,16 +701,26 @@ impl<A: Actor> ActorCell<A> {
             drop(q);
         }
         self.control.borrow_mut().clear();
+        self.pending_stop.borrow_mut().take();
         // Before the actor (and the fds it owns) is dropped, so a closed fd's number is never
         // confused with a new one.
         shard.deregister_actor_io(self.slot);
+        let plugins = std::mem::take(&mut *self.plugins.borrow_mut());
+        drop(plugins);
         let actor = self.actor.borrow_mut().take();
-        if let Some(mut a) = actor.filter(|_| was_running) {
+        if let Some(mut a) = actor.filter(|_| ever_ran) {
             let mut ctx = Context::new(shard, self);
             if catch_unwind(AssertUnwindSafe(|| a.stopped(&reason, &mut ctx))).is_err() {
                 shard.shared.counters.bump_panics();
             }
             drop(a);
+        }
+        if let Some(parent) = &self.supervision.parent {
+            let _ = parent.send_system(ChildEvent::Down {
+                child: self.self_ref(shard),
+                reason,
+                started: self.started.get(),
+            });
         }
     }
 }
@@ -224,33 +746,37 @@ pub(crate) fn report_dead_letter(
 
 impl<A: Actor> Cell for ActorCell<A> {
     fn run(&self, shard: &ShardLocal, budget: usize) -> Turn {
-        if self.state.get() == State::Stopped {
-            return Turn::Stopped;
+        match self.state.get() {
+            State::ShutDown => return Turn::Stopped,
+            State::New => {
+                self.begin_init(shard);
+                self.settle(shard);
+            }
+            _ => {}
         }
-        if self.state.get() == State::New {
-            self.state.set(State::Running);
-            self.call_started(shard);
-        }
-        self.run_controls();
-        if !self.stop_requested() {
+        self.run_controls(shard);
+        if self.state.get() != State::ShutDown && !self.stop_pending() {
             self.run_messages(shard, budget);
-            self.run_controls();
+            self.run_controls(shard);
         }
-        let stop = self.stop.borrow_mut().take();
-        if let Some(reason) = stop {
-            self.finish_stop(shard, reason);
+        self.settle(shard);
+        if self.state.get() == State::ShutDown {
             return Turn::Stopped;
         }
-        if self.mailbox.borrow().is_empty() && self.control.borrow().is_empty() {
-            Turn::Idle
-        } else {
+        if self.has_work() {
             Turn::More
+        } else {
+            Turn::Idle
         }
     }
 
     fn abort(&self, shard: &ShardLocal) {
-        if self.state.get() != State::Stopped {
-            self.finish_stop(shard, StopReason::Shutdown);
+        if self.state.get() != State::ShutDown {
+            // Forced: no S-phase, the runtime is going away.
+            if self.reason.borrow().is_none() {
+                *self.reason.borrow_mut() = Some(StopReason::Shutdown);
+            }
+            self.finish_stop(shard);
         }
     }
 

@@ -1,8 +1,10 @@
 //! The handler context: what an actor can do while it handles a message.
 
+use super::actor_ref::ActorRef;
 use super::addr::{Addr, Vt};
 use super::ask::{Pending, Reply};
-use super::cell::ActorCell;
+use super::cell::{ActorCell, Control, Supervision};
+use super::lifecycle::{ChildOptions, Plugin, State, SystemMsg};
 use super::{Actor, StopReason};
 use crate::error::{AskError, SpawnError};
 use crate::shard::{ShardLocal, TimerAction};
@@ -63,10 +65,105 @@ impl<'a, A: Actor> Context<'a, A> {
         Duration::from_nanos(self.shard.now_ns())
     }
 
-    /// Stops this actor once the current message is handled. Messages still queued become
-    /// dead letters; [`Actor::stopped`] runs with [`StopReason::Normal`].
+    /// Stops this actor once the current message is handled: its S-phase runs (plugins
+    /// release what it holds), then messages still queued become dead letters and
+    /// [`Actor::stopped`] runs with [`StopReason::Normal`].
     pub fn stop(&mut self) {
         self.cell.request_stop(StopReason::Normal);
+    }
+
+    /// Like [`stop`](Self::stop), with a reason of the caller's choice (for example
+    /// [`StopReason::Failed`] to report a failure to the supervisor).
+    pub fn stop_with(&mut self, reason: StopReason) {
+        self.cell.request_stop(reason);
+    }
+
+    /// This actor's lifecycle state.
+    pub fn state(&self) -> State {
+        self.cell.state()
+    }
+
+    /// This actor as an untyped reference (what links, monitors and supervisors hold).
+    pub fn actor_ref(&self) -> ActorRef {
+        self.cell.self_ref(self.shard)
+    }
+
+    /// This actor's supervisor, if it has one.
+    pub fn parent(&self) -> Option<ActorRef> {
+        self.cell.parent().cloned()
+    }
+
+    /// The I-phase and S-phase timeouts this actor runs with (its supervisor's choice, or the
+    /// defaults).
+    pub fn options(&self) -> &ChildOptions {
+        self.cell.options()
+    }
+
+    /// Delivers `msg` to this actor's own plugins, through the control lane, after `delay`
+    /// (plugins use it for their protocol timeouts).
+    pub fn control_after<M: std::any::Any + Send>(&mut self, delay: Duration, msg: M) -> TimerId {
+        let env = Vt::<A>::control(
+            self.cell.slot,
+            self.cell.generation,
+            Control::System(SystemMsg::new(msg)),
+        );
+        TimerId(TimerIdKind::Once(
+            self.shard.add_timer(delay, TimerAction::Deliver(env)),
+        ))
+    }
+
+    /// Runs `f` on this actor's plugin of type `P`; `None` if it has none (or `P` is the
+    /// plugin being called right now).
+    pub fn with_plugin<P: Plugin<A>, R>(
+        &mut self,
+        f: impl FnOnce(&mut P, &mut Context<'_, A>) -> R,
+    ) -> Option<R> {
+        let cell = self.cell;
+        cell.with_plugin(self, f)
+    }
+
+    /// Adds the plugin `make` builds at `rank` (position in the I-phase order) unless one of
+    /// type `P` is there, and reopens its I-phase: built-in plugins call this when the actor
+    /// asks them for work.
+    pub(crate) fn ensure_plugin<P: Plugin<A>>(&mut self, rank: u32, make: impl FnOnce() -> P) {
+        self.cell.ensure_plugin(rank, make);
+    }
+
+    /// Spawns a child of this actor on shard `shard`, built there by `factory`: this actor is
+    /// its supervisor. The child runs its I-phase with the timeouts in `opts`, then reports
+    /// [`ChildEvent::Initialized`](crate::lifecycle::ChildEvent::Initialized) to this actor's
+    /// plugins and waits for [`start_child`](Self::start_child); when it shuts down this
+    /// actor's plugins receive [`ChildEvent::Down`](crate::lifecycle::ChildEvent::Down).
+    /// [`Supervisor`](crate::supervisor::Supervisor) is built on this.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::NoSuchShard`], [`SpawnError::ShardFull`], [`SpawnError::Shutdown`].
+    pub fn spawn_child_on<B, F>(
+        &mut self,
+        shard: usize,
+        opts: ChildOptions,
+        factory: F,
+    ) -> Result<Addr<B>, SpawnError>
+    where
+        B: Actor,
+        F: FnOnce() -> B + Send + 'static,
+    {
+        let peers = &self.shard.peers;
+        let target = peers.get(shard).ok_or(SpawnError::NoSuchShard {
+            shard,
+            shards: peers.len(),
+        })?;
+        let supervision = Supervision {
+            parent: Some(self.actor_ref()),
+            opts,
+        };
+        crate::runtime::spawn_remote_supervised(target, factory, supervision)
+    }
+
+    /// Sends a child its start signal (it becomes operational if it is initialized).
+    pub fn start_child(&mut self, child: &ActorRef) {
+        let _ = child.send_control(Control::Start);
     }
 
     /// Spawns an actor on this shard. The actor need not be `Send`.
@@ -188,15 +285,20 @@ pub(crate) fn spawn_local<B: Actor>(shard: &ShardLocal, actor: B) -> Result<Addr
     shard.install(
         slot,
         generation,
-        Rc::new(ActorCell::new(slot, generation, actor)),
+        Rc::new(ActorCell::new(slot, generation, actor, Supervision::none())),
     );
     Ok(Addr::new(shard.shared.clone(), slot, generation))
 }
 
 /// Installs on `shard` (the current shard) the actor built by `factory` in a slot reserved for
 /// it. A panicking factory closes the slot: messages sent meanwhile become dead letters.
-pub(crate) fn install_remote<B, F>(shard: &ShardLocal, slot: u32, generation: u32, factory: F)
-where
+pub(crate) fn install_remote<B, F>(
+    shard: &ShardLocal,
+    slot: u32,
+    generation: u32,
+    factory: F,
+    supervision: Supervision,
+) where
     B: Actor,
     F: FnOnce() -> B,
 {
@@ -208,11 +310,22 @@ where
         Ok(actor) => shard.install(
             slot,
             generation,
-            Rc::new(ActorCell::new(slot, generation, actor)),
+            Rc::new(ActorCell::new(slot, generation, actor, supervision)),
         ),
-        Err(_) => {
+        Err(p) => {
             shard.shared.counters.bump_panics();
             shard.abandon_reserved(slot);
+            // A supervisor learns that its child never came up.
+            if let Some(parent) = supervision.parent {
+                let child = ActorRef::of::<B>(shard.shared.clone(), slot, generation);
+                let _ = parent.send_system(super::lifecycle::ChildEvent::Down {
+                    child,
+                    reason: StopReason::InitFailed(crate::sync::Arc::new(StopReason::Panicked(
+                        super::panic_message(&*p),
+                    ))),
+                    started: false,
+                });
+            }
         }
     }
 }

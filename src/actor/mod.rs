@@ -19,18 +19,23 @@
 //!   with [`StopReason::Panicked`], its queued messages become dead letters, and the shard keeps
 //!   running its other actors.
 
+mod actor_ref;
 mod addr;
 mod ask;
-mod cell;
+pub(crate) mod cell;
 mod context;
+pub mod lifecycle;
+mod reason;
 pub(crate) mod slot;
 
+pub use actor_ref::ActorRef;
 pub use addr::Addr;
 pub use ask::{AskFuture, Reply};
 pub(crate) use context::install_remote;
 pub use context::{Context, TimerId};
+pub use reason::StopReason;
 
-use std::fmt;
+use lifecycle::Plugin;
 
 /// An actor: state owned by one shard, changed only by handling messages.
 ///
@@ -73,47 +78,49 @@ pub trait Actor: Sized + 'static {
     /// Handles one message.
     fn handle(&mut self, msg: Self::Msg, ctx: &mut Context<'_, Self>);
 
-    /// Called on the actor's shard before its first message.
+    /// Starts the I-phase, on the actor's shard, when the actor is installed: the place to
+    /// ask for links ([`Context::link`]), names ([`Context::register_name`],
+    /// [`Context::discover`]), resources ([`Context::acquire`]) and children. The actor
+    /// becomes operational only when all of that is done (see
+    /// [`lifecycle`](crate::lifecycle)); a panic here fails the init.
+    fn init(&mut self, ctx: &mut Context<'_, Self>) {
+        let _ = ctx;
+    }
+
+    /// The actor's own lifecycle plugins, in I-phase order (asked once, at install).
+    fn plugins(&mut self) -> Vec<Box<dyn Plugin<Self>>> {
+        Vec::new()
+    }
+
+    /// Called when the actor becomes operational (for an actor without plugins holding its
+    /// init: on its shard, before its first message).
     fn started(&mut self, ctx: &mut Context<'_, Self>) {
         let _ = ctx;
     }
 
-    /// Called on the actor's shard when it stops, whatever the reason. Messages still queued
-    /// for it are dead letters by then.
+    /// Called when the S-phase begins, with the reason: cancel outstanding work here, or
+    /// [`acquire`](Context::acquire) a resource to hold the shutdown until a flush completes.
+    fn stopping(&mut self, reason: &StopReason, ctx: &mut Context<'_, Self>) {
+        let _ = (reason, ctx);
+    }
+
+    /// Called on the actor's shard when it is shut down, whatever the reason. Messages still
+    /// queued for it are dead letters by then.
     fn stopped(&mut self, reason: &StopReason, ctx: &mut Context<'_, Self>) {
         let _ = (reason, ctx);
     }
-}
 
-/// Why an actor stopped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StopReason {
-    /// It stopped itself with [`Context::stop`].
-    Normal,
-    /// Someone called [`Addr::stop`].
-    Requested,
-    /// A handler or hook panicked; the payload's message, if it was a string.
-    Panicked(String),
-    /// The runtime shut down.
-    Shutdown,
-}
-
-impl StopReason {
-    /// True for reasons that count as a failure (a panic).
-    pub fn is_failure(&self) -> bool {
-        matches!(self, StopReason::Panicked(_))
-    }
-}
-
-impl fmt::Display for StopReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StopReason::Normal => f.write_str("stopped itself"),
-            StopReason::Requested => f.write_str("stop requested"),
-            StopReason::Panicked(m) => write!(f, "panicked: {m}"),
-            StopReason::Shutdown => f.write_str("runtime shut down"),
-        }
+    /// A server this actor linked to is shutting down and asks it to unlink. Return `true`
+    /// (the default) to shut down too, with [`StopReason::UnlinkRequested`]; `false` to
+    /// survive the server.
+    fn on_unlink(
+        &mut self,
+        server: &ActorRef,
+        reason: &StopReason,
+        ctx: &mut Context<'_, Self>,
+    ) -> bool {
+        let _ = (server, reason, ctx);
+        true
     }
 }
 

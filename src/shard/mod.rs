@@ -94,6 +94,11 @@ pub(crate) struct RtShared {
     pub(crate) shard_count: usize,
     pub(crate) epoch: Instant,
     pub(crate) hook: Option<DeadLetterHook>,
+    /// The lifecycle-error hook, opaque to this layer (the actor layer stores and calls a
+    /// `Box<dyn Fn(&LifecycleError) + Send + Sync>` in it).
+    pub(crate) lifecycle_hook: Option<Box<dyn std::any::Any + Send + Sync>>,
+    /// Lifecycle contract violations reported so far.
+    pub(crate) lifecycle_errors: AtomicU64,
 }
 
 impl RtShared {
@@ -106,6 +111,8 @@ impl RtShared {
             shard_count,
             epoch: Instant::now(),
             hook,
+            lifecycle_hook: None,
+            lifecycle_errors: AtomicU64::new(0),
         }
     }
 

@@ -32,7 +32,7 @@
 
 #![deny(unsafe_code)]
 
-use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use crossbeam_queue::SegQueue;
 use std::sync::OnceLock;
 
@@ -67,6 +67,9 @@ pub(crate) struct StatCells {
 pub(crate) struct SlotMeta {
     word: AtomicU64,
     pub(crate) stats: StatCells,
+    /// The actor's lifecycle state (`actor::lifecycle::State` as a byte), written by the owner
+    /// shard, read by anyone as a snapshot. Reset to 0 (`New`) when the slot is freed.
+    state: AtomicU8,
 }
 
 fn generation(word: u64) -> u32 {
@@ -117,6 +120,16 @@ impl SlotMeta {
     /// Owner: stop accepting user messages (generation unchanged).
     pub(crate) fn close(&self) {
         self.word.fetch_and(!OPEN, Ordering::Relaxed);
+    }
+
+    /// Owner: publishes the actor's lifecycle state.
+    pub(crate) fn set_lifecycle_state(&self, state: u8) {
+        self.state.store(state, Ordering::Relaxed);
+    }
+
+    /// The last published lifecycle state (check the generation separately).
+    pub(crate) fn lifecycle_state(&self) -> u8 {
+        self.state.load(Ordering::Relaxed)
     }
 
     /// True if the slot currently holds generation `g` and accepts messages.
@@ -241,6 +254,7 @@ impl SlotTable {
         let meta = self.get_or_create(slot);
         let next = meta.current_generation().wrapping_add(1);
         meta.word.store(u64::from(next) << 32, Ordering::Relaxed);
+        meta.state.store(0, Ordering::Relaxed);
         self.free.push(slot);
     }
 }
