@@ -16,7 +16,7 @@ use super::{Actor, panic_message};
 use crate::shard::table::SlotMeta;
 use crate::shard::{Cell, DeadLetter, DeadLetterReason, ShardLocal, TimerAction, Turn};
 use crate::stats::ShardCounters;
-use crate::sync::Arc;
+
 use crate::sync::atomic::Ordering;
 use crate::timer::TimerKey;
 use std::any::Any;
@@ -343,7 +343,7 @@ impl<A: Actor> ActorCell<A> {
         self.call_hook(
             shard,
             |a, ctx| a.init(ctx),
-            |m| StopReason::InitFailed(Arc::new(StopReason::Panicked(m))),
+            |m| StopReason::InitFailed(std::sync::Arc::new(StopReason::Panicked(m))),
         );
         let own = {
             let mut actor = self.actor.borrow_mut();
@@ -353,9 +353,9 @@ impl<A: Actor> ActorCell<A> {
                 Err(p) => {
                     shard.shared.counters.bump_panics();
                     drop(actor);
-                    self.request_stop(StopReason::InitFailed(Arc::new(StopReason::Panicked(
-                        panic_message(&*p),
-                    ))));
+                    self.request_stop(StopReason::InitFailed(std::sync::Arc::new(
+                        StopReason::Panicked(panic_message(&*p)),
+                    )));
                     Vec::new()
                 }
             }
@@ -391,11 +391,13 @@ impl<A: Actor> ActorCell<A> {
                     return;
                 }
                 Some(Ok(Progress::Failed(r))) => {
-                    self.request_stop(StopReason::InitFailed(Arc::new(r)));
+                    self.request_stop(StopReason::InitFailed(std::sync::Arc::new(r)));
                     return;
                 }
                 Some(Err(m)) => {
-                    self.request_stop(StopReason::InitFailed(Arc::new(StopReason::Panicked(m))));
+                    self.request_stop(StopReason::InitFailed(std::sync::Arc::new(
+                        StopReason::Panicked(m),
+                    )));
                     return;
                 }
             }
@@ -410,7 +412,7 @@ impl<A: Actor> ActorCell<A> {
                 let me = self.self_ref(shard);
                 if parent.send_system(ChildEvent::Initialized(me)).is_err() {
                     // An orphan: its supervisor is gone before it could start.
-                    self.request_stop(StopReason::SupervisorShutdown(Arc::new(
+                    self.request_stop(StopReason::SupervisorShutdown(std::sync::Arc::new(
                         StopReason::Requested,
                     )));
                 }

@@ -320,7 +320,7 @@ pub(crate) fn install_remote<B, F>(
                 let child = ActorRef::of::<B>(shard.shared.clone(), slot, generation);
                 let _ = parent.send_system(super::lifecycle::ChildEvent::Down {
                     child,
-                    reason: StopReason::InitFailed(crate::sync::Arc::new(StopReason::Panicked(
+                    reason: StopReason::InitFailed(std::sync::Arc::new(StopReason::Panicked(
                         super::panic_message(&*p),
                     ))),
                     started: false,
