@@ -707,6 +707,17 @@ impl<A: Actor> ActorCell<A> {
         // Before the actor (and the fds it owns) is dropped, so a closed fd's number is never
         // confused with a new one.
         shard.deregister_actor_io(self.slot);
+        // Every plugin hears of the end, in reverse order, whether its S-phase finished or
+        // was forced (monitors send their DOWN notifications here).
+        if ever_ran {
+            for i in (0..self.plugin_count()).rev() {
+                if let Some(Err(_)) =
+                    self.call_plugin(shard, i, |p, a, ctx| p.finished(&reason, a, ctx))
+                {
+                    // Counted as a panic; the actor is going away regardless.
+                }
+            }
+        }
         let plugins = std::mem::take(&mut *self.plugins.borrow_mut());
         drop(plugins);
         let actor = self.actor.borrow_mut().take();

@@ -196,6 +196,22 @@ impl<'a, A: Actor> Context<'a, A> {
         crate::runtime::spawn_remote(target, factory)
     }
 
+    /// Delivers `msg` to this actor itself, after the messages already queued, bypassing
+    /// the mailbox bound (like timer and I/O messages): for notifications that must not be
+    /// refused, such as a monitor's DOWN or a plugin's completion.
+    pub fn notify(&mut self, msg: A::Msg) {
+        let env = Vt::<A>::user(
+            self.cell.slot,
+            self.cell.generation,
+            self.shard.now_ns(),
+            msg,
+        );
+        if let Some(meta) = self.shard.shared.table.get(self.cell.slot) {
+            meta.add_forced(1);
+        }
+        self.shard.push_local(env);
+    }
+
     /// Sends `msg` to this actor itself after `delay` (bypassing the mailbox bound).
     pub fn send_after(&mut self, delay: Duration, msg: A::Msg) -> TimerId {
         let env = Vt::<A>::user(

@@ -224,6 +224,13 @@ pub trait Plugin<A: Actor>: AsAnyMut + 'static {
         Progress::Done
     }
 
+    /// Called once when the actor is `ShutDown` (reverse order, before `Actor::stopped`),
+    /// whether its S-phase finished or was forced by the shutdown timeout: the place for
+    /// last notifications (monitors send DOWN here). The address is closed by then.
+    fn finished(&mut self, reason: &StopReason, actor: &mut A, ctx: &mut Context<'_, A>) {
+        let _ = (reason, actor, ctx);
+    }
+
     /// Offered a control message; returns it if it is not for this plugin.
     fn control(
         &mut self,

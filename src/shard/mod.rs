@@ -99,6 +99,9 @@ pub(crate) struct RtShared {
     pub(crate) lifecycle_hook: Option<Box<dyn std::any::Any + Send + Sync>>,
     /// Lifecycle contract violations reported so far.
     pub(crate) lifecycle_errors: AtomicU64,
+    /// The runtime's name registry, when it has one (opaque to this layer: the registry
+    /// module stores its actor reference here once, at start).
+    pub(crate) registry: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl RtShared {
@@ -113,6 +116,7 @@ impl RtShared {
             hook,
             lifecycle_hook: None,
             lifecycle_errors: AtomicU64::new(0),
+            registry: std::sync::OnceLock::new(),
         }
     }
 

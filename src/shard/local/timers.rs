@@ -167,7 +167,11 @@ impl ShardLocal {
     pub(super) fn deliver_timer_message(&self, mut env: Envelope) {
         match self.shared.table.get(env.slot) {
             Some(meta) if meta.is_open(env.generation) => {
-                meta.add_forced(1);
+                // User messages count in the mailbox depth; control envelopes (phase timeouts,
+                // plugin timers) travel in the control lane and do not.
+                if env.vt.kind == super::super::EnvelopeKind::User {
+                    meta.add_forced(1);
+                }
                 // Mailbox wait starts when the timer fires, not when it was armed.
                 env.stamp = self.now_ns();
                 env.deliver(self);
