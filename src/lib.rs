@@ -16,6 +16,7 @@ pub mod pool;
 mod runtime;
 mod shard;
 pub mod stats;
+pub mod supervisor;
 pub mod testkit;
 mod timer;
 

@@ -46,6 +46,7 @@ pub struct TestKit {
     shared: Vec<Arc<ShardShared>>,
     clock: Rc<Cell<u64>>,
     rt: Arc<RtShared>,
+    errors: Arc<crate::sync::Mutex<Vec<String>>>,
 }
 
 impl TestKit {
@@ -54,11 +55,13 @@ impl TestKit {
         addr.state()
     }
 
-    /// Lifecycle contract violations reported so far (shutdown timeouts, failed plugins).
-    pub fn lifecycle_errors(&self) -> u64 {
-        self.rt
-            .lifecycle_errors
-            .load(crate::sync::atomic::Ordering::Relaxed)
+    /// Lifecycle contract violations reported so far (shutdown timeouts, failed plugins), as
+    /// text, in order. Under the kit they are recorded here instead of printed.
+    pub fn lifecycle_errors(&self) -> Vec<String> {
+        self.errors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// A kit with `shards` shards, default knobs and a 1 ms timer tick.
@@ -84,7 +87,16 @@ impl TestKit {
         timer_tick: Duration,
     ) -> TestKit {
         assert!(shards > 0, "a test kit needs at least one shard");
-        let rt = Arc::new(RtShared::new(shards, None));
+        let mut rt = RtShared::new(shards, None);
+        let errors: Arc<crate::sync::Mutex<Vec<String>>> = Arc::default();
+        let sink = errors.clone();
+        let hook: crate::actor::lifecycle::LifecycleHook = Box::new(move |e| {
+            sink.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(e.to_string());
+        });
+        rt.lifecycle_hook = Some(Box::new(hook));
+        let rt = Arc::new(rt);
         let shared: Vec<Arc<ShardShared>> = (0..shards)
             .map(|i| {
                 Arc::new(ShardShared::new(
@@ -139,6 +151,7 @@ impl TestKit {
             shared,
             clock,
             rt,
+            errors,
         }
     }
 

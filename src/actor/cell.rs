@@ -89,6 +89,9 @@ pub(crate) struct ActorCell<A: Actor> {
     interrupt: StdCell<bool>,
     /// Reached `Operational`.
     started: StdCell<bool>,
+    /// Something happened since the phase's plugins were last polled (a message, a control
+    /// message, a plugin call): `settle` polls only then.
+    dirty: StdCell<bool>,
     supervision: Supervision,
     phase_timer: StdCell<Option<TimerKey>>,
     /// Bumped at every phase change, so a timeout armed for an earlier phase is ignored.
@@ -109,6 +112,7 @@ impl<A: Actor> ActorCell<A> {
             reason: RefCell::new(None),
             interrupt: StdCell::new(false),
             started: StdCell::new(false),
+            dirty: StdCell::new(false),
             supervision,
             phase_timer: StdCell::new(None),
             phase_epoch: StdCell::new(0),
@@ -206,6 +210,7 @@ impl<A: Actor> ActorCell<A> {
     /// Adds `plugin` at `rank` unless a plugin of its type is there; reopens its phases either
     /// way (the actor asked it for more work). Returns true if it was added.
     pub(crate) fn ensure_plugin<P: Plugin<A>>(&self, rank: u32, make: impl FnOnce() -> P) -> bool {
+        self.dirty.set(true);
         let mut plugins = self.plugins.borrow_mut();
         if let Some(i) = plugins
             .iter_mut()
@@ -234,6 +239,7 @@ impl<A: Actor> ActorCell<A> {
         ctx: &mut Context<'_, A>,
         f: impl FnOnce(&mut P, &mut Context<'_, A>) -> R,
     ) -> Option<R> {
+        self.dirty.set(true);
         let mut plugin = {
             let mut plugins = self.plugins.borrow_mut();
             let index = plugins
@@ -340,6 +346,7 @@ impl<A: Actor> ActorCell<A> {
     /// New → Initializing: `Actor::init`, then the actor's own plugins join the list.
     fn begin_init(&self, shard: &ShardLocal) {
         self.set_state(shard, State::Initializing);
+        self.dirty.set(true);
         self.call_hook(
             shard,
             |a, ctx| a.init(ctx),
@@ -443,6 +450,7 @@ impl<A: Actor> ActorCell<A> {
             return;
         }
         self.set_state(shard, State::ShuttingDown);
+        self.dirty.set(true);
         *self.reason.borrow_mut() = Some(reason.clone());
         self.call_hook(
             shard,
@@ -541,10 +549,12 @@ impl<A: Actor> ActorCell<A> {
                 self.begin_shutdown(shard, r);
             }
             let before = self.state.get();
-            match before {
-                State::Initializing => self.poll_init(shard),
-                State::ShuttingDown => self.poll_shutdown(shard),
-                _ => {}
+            if self.dirty.replace(false) {
+                match before {
+                    State::Initializing => self.poll_init(shard),
+                    State::ShuttingDown => self.poll_shutdown(shard),
+                    _ => {}
+                }
             }
             if self.state.get() == before && !self.stop_pending() {
                 break;
@@ -583,6 +593,7 @@ impl<A: Actor> ActorCell<A> {
             if self.state.get() == State::ShutDown {
                 continue;
             }
+            self.dirty.set(true);
             match c {
                 Control::Stop(reason) => self.request_stop(reason),
                 Control::Start => {
@@ -655,6 +666,7 @@ impl<A: Actor> ActorCell<A> {
         }
         drop(actor);
         if handled > 0 {
+            self.dirty.set(true);
             let busy_ns = shard.end_turn();
             let max_ns = busy_ns;
             let meta = self.meta(shard);

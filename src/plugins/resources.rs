@@ -15,23 +15,39 @@ pub type ResourceId = u32;
 
 /// Holds the actor's phases while any resource is acquired. Added on first
 /// [`Context::acquire`].
+///
+/// As in rotor, a resource acquired before the actor is operational holds the I-phase only,
+/// and one acquired from `Operational` on holds the S-phase: an init that fails or times out
+/// while a connect is outstanding does not wait for that connect to shut down.
 #[derive(Debug, Default)]
 pub struct Resources {
-    held: HashMap<ResourceId, u32>,
+    /// Holds per id, and how many of them were taken from `Operational` on.
+    held: HashMap<ResourceId, (u32, u32)>,
 }
 
 impl Resources {
-    fn any(&self) -> bool {
-        !self.held.is_empty()
+    fn holds_init(&self) -> bool {
+        self.held.values().any(|(n, late)| n > late)
     }
 
-    fn acquire(&mut self, id: ResourceId) {
-        *self.held.entry(id).or_insert(0) += 1;
+    fn holds_shutdown(&self) -> bool {
+        self.held.values().any(|(_, late)| *late > 0)
+    }
+
+    fn acquire(&mut self, id: ResourceId, late: bool) {
+        let e = self.held.entry(id).or_insert((0, 0));
+        e.0 += 1;
+        if late {
+            e.1 += 1;
+        }
     }
 
     fn release(&mut self, id: ResourceId) -> bool {
-        if let Some(n) = self.held.get_mut(&id) {
+        if let Some((n, late)) = self.held.get_mut(&id) {
             *n -= 1;
+            // A release is counted against the early holds first: what remains holds the
+            // S-phase whenever it may be a late hold (conservative).
+            *late = (*late).min(*n);
             if *n == 0 {
                 self.held.remove(&id);
             }
@@ -46,7 +62,7 @@ impl<A: Actor> Plugin<A> for Resources {
     }
 
     fn init(&mut self, _actor: &mut A, _ctx: &mut Context<'_, A>) -> Progress {
-        if self.any() {
+        if self.holds_init() {
             Progress::Pending
         } else {
             Progress::Done
@@ -54,7 +70,7 @@ impl<A: Actor> Plugin<A> for Resources {
     }
 
     fn shutdown(&mut self, _actor: &mut A, _ctx: &mut Context<'_, A>) -> Progress {
-        if self.any() {
+        if self.holds_shutdown() {
             Progress::Pending
         } else {
             Progress::Done
@@ -63,8 +79,9 @@ impl<A: Actor> Plugin<A> for Resources {
 }
 
 impl<A: Actor> Context<'_, A> {
-    /// Acquires resource `id` (counted: acquire twice, release twice). While any resource is
-    /// held the actor's I-phase — and from `Operational` on its S-phase — waits.
+    /// Acquires resource `id` (counted: acquire twice, release twice). Until it is released,
+    /// the I-phase waits (if acquired before the actor is operational) or the S-phase waits
+    /// (if acquired from `Operational` on, including in [`Actor::stopping`]).
     ///
     /// # Examples
     ///
@@ -94,8 +111,9 @@ impl<A: Actor> Context<'_, A> {
     /// assert_eq!(kit.state(&store), State::Operational);
     /// ```
     pub fn acquire(&mut self, id: ResourceId) {
+        let late = self.state() >= crate::lifecycle::State::Operational;
         self.ensure_plugin(RESOURCES_RANK, Resources::default);
-        self.with_plugin(|r: &mut Resources, _| r.acquire(id));
+        self.with_plugin(|r: &mut Resources, _| r.acquire(id, late));
     }
 
     /// Releases one hold of resource `id`; returns whether `id` is still held. The phase the
