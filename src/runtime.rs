@@ -8,8 +8,8 @@ use crate::config::{Config, ConfigError, Placement, ResolvedShard, ShardOverride
 use crate::error::SpawnError;
 use crate::mailbox::ring::{Consumer, Producer, ring};
 use crate::shard::{
-    Clock, CurrentGuard, DeadLetter, Envelope, RUNNING, RtShared, STOPPED, STOPPING, ShardLocal,
-    ShardParams, ShardShared, ThreadFacts, route,
+    Clock, CurrentGuard, DRAINING, DeadLetter, Envelope, RUNNING, RtShared, STOPPED, STOPPING,
+    ShardLocal, ShardParams, ShardShared, ThreadFacts, route,
 };
 use crate::stats::ShardStats;
 use crate::sync::Arc;
@@ -436,7 +436,7 @@ impl Runtime {
     }
 
     fn check_running(&self) -> Result<(), SpawnError> {
-        if self.rt.is_stopping() {
+        if self.rt.is_shutting_down() {
             Err(SpawnError::Shutdown)
         } else {
             Ok(())
@@ -486,9 +486,17 @@ impl Runtime {
         spawn_remote(target, factory)
     }
 
-    /// Stops accepting work, stops every actor (queued messages become dead letters and pending
-    /// asks are answered with an error), and joins every shard thread, waiting at most the
-    /// configured `shutdown_timeout`.
+    /// Shuts the runtime down in two phases, each bounded by the configured
+    /// `shutdown_timeout`:
+    ///
+    /// 1. **Graceful.** Every actor without a supervisor runs its S-phase (reason
+    ///    [`StopReason::Shutdown`](crate::StopReason::Shutdown)); supervisors take their
+    ///    trees down the same way, links unlink, resources are released (a storage actor
+    ///    flushes here). Messages still flow; new spawns from outside are refused. The phase
+    ///    ends when no actor is left or the timeout passes.
+    /// 2. **Forced.** New sends are refused; what is left is stopped at once (queued messages
+    ///    become dead letters, pending asks are answered with an error), and every shard
+    ///    thread is joined.
     ///
     /// # Errors
     ///
@@ -502,7 +510,32 @@ impl Runtime {
         if self
             .rt
             .state
-            .compare_exchange(RUNNING, STOPPING, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(RUNNING, DRAINING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            for s in self.shards.iter() {
+                s.doorbell.ring(crate::shard::doorbell::INJECT);
+            }
+            let deadline = Instant::now() + self.shutdown_timeout;
+            let mut backoff = Duration::from_micros(50);
+            while Instant::now() < deadline
+                && self
+                    .shards
+                    .iter()
+                    .any(|s| s.live_actors.load(Ordering::Relaxed) > 0)
+                && self
+                    .threads
+                    .iter()
+                    .all(|t| t.as_ref().is_some_and(|h| !h.is_finished()))
+            {
+                crate::sync::thread::park_timeout(backoff);
+                backoff = (backoff * 2).min(Duration::from_millis(5));
+            }
+        }
+        if self
+            .rt
+            .state
+            .compare_exchange(DRAINING, STOPPING, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
             for s in self.shards.iter() {
@@ -594,7 +627,7 @@ where
     A: Actor,
     F: FnOnce() -> A + Send + 'static,
 {
-    if target.rt.is_stopping() {
+    if target.rt.is_shutting_down() {
         return Err(SpawnError::Shutdown);
     }
     let (slot, generation) = target.table.reserve().ok_or_else(|| shard_full(target))?;

@@ -390,7 +390,7 @@ impl<A: Actor> Addr<A> {
     /// What an ask reports when its request could not be sent. Drops the request, whose
     /// `Reply` the caller already settled.
     pub(crate) fn ask_send_error(&self, e: SendError<A::Msg>) -> AskError {
-        let err = AskError::from_send(&e, self.shard.rt.is_stopping());
+        let err = AskError::from_send(&e, self.shard.rt.is_shutting_down());
         drop(e);
         err
     }

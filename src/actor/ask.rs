@@ -122,8 +122,10 @@ impl<T: Send + 'static> Drop for Reply<T> {
     fn drop(&mut self) {
         if self.to.is_some() {
             let stopping = match &self.to {
-                Some(ReplyTo::Actor { shard, .. }) => shard.rt.is_stopping(),
-                _ => crate::shard::with_current(|c| c.is_some_and(|s| s.is_stopping())),
+                Some(ReplyTo::Actor { shard, .. }) => shard.rt.is_shutting_down(),
+                _ => crate::shard::with_current(|c| {
+                    c.is_some_and(|s| s.is_stopping() || s.rt.is_shutting_down())
+                }),
             };
             let err = if stopping {
                 AskError::Shutdown

@@ -805,6 +805,15 @@ impl<A: Actor> Cell for ActorCell<A> {
         }
     }
 
+    fn drain(&self, shard: &ShardLocal) {
+        if self.supervision.parent.is_none()
+            && !matches!(self.state.get(), State::ShuttingDown | State::ShutDown)
+        {
+            self.push_control(Control::Stop(StopReason::Shutdown));
+            shard.schedule(self.slot);
+        }
+    }
+
     fn has_work(&self) -> bool {
         !self.mailbox.borrow().is_empty() || !self.control.borrow().is_empty()
     }

@@ -281,7 +281,7 @@ impl<'a, A: Actor> Context<'a, A> {
         if let Err(e) = to.try_tell(msg) {
             // Settle first: the request's `Reply`, dropped with it, comes back as a dropped
             // reply, and the ask then completes with this error.
-            let err = AskError::from_send(&e, self.shard.rt.is_stopping());
+            let err = AskError::from_send(&e, self.shard.rt.is_shutting_down());
             self.shard.ask_send_failed(index, generation, err);
             drop(e);
         }
@@ -290,7 +290,7 @@ impl<'a, A: Actor> Context<'a, A> {
 
 /// Spawns `actor` on the current shard (installed at once).
 pub(crate) fn spawn_local<B: Actor>(shard: &ShardLocal, actor: B) -> Result<Addr<B>, SpawnError> {
-    if shard.rt.is_stopping() || shard.is_stopping() {
+    if shard.rt.is_shutting_down() || shard.is_stopping() {
         return Err(SpawnError::Shutdown);
     }
     let (slot, generation) = shard

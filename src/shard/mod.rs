@@ -58,6 +58,9 @@ pub(crate) const RUNNING: u8 = 0;
 pub(crate) const STOPPING: u8 = 1;
 /// Every shard has finished.
 pub(crate) const STOPPED: u8 = 2;
+/// `shutdown` was called and the graceful phase runs: every root actor (one without a
+/// supervisor) runs its S-phase while messages still flow; then `STOPPING`.
+pub(crate) const DRAINING: u8 = 3;
 
 /// A message that could not be delivered, as reported to the dead-letter hook.
 #[derive(Debug, Clone)]
@@ -120,10 +123,24 @@ impl RtShared {
         }
     }
 
-    /// True once `shutdown` began: new work is refused.
+    /// True once the forced part of `shutdown` began: new work is refused. (Not during the
+    /// graceful phase, whose S-phases still need to send.)
     #[inline]
     pub(crate) fn is_stopping(&self) -> bool {
+        matches!(self.state.load(Ordering::Relaxed), STOPPING | STOPPED)
+    }
+
+    /// True once `shutdown` began, graceful phase included: spawns are refused and a dropped
+    /// request is reported as a shutdown.
+    #[inline]
+    pub(crate) fn is_shutting_down(&self) -> bool {
         self.state.load(Ordering::Relaxed) != RUNNING
+    }
+
+    /// True during the graceful phase of `shutdown`.
+    #[inline]
+    pub(crate) fn is_draining(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == DRAINING
     }
 
     /// Nanoseconds since the runtime started (real time).
@@ -159,6 +176,9 @@ pub(crate) struct ShardShared {
     pub(crate) facts: OnceLock<ThreadFacts>,
     /// Set once this shard finished stopping its actors at shutdown (phase 1).
     actors_stopped: AtomicBool,
+    /// Actors installed on this shard and not yet removed (written by the owner, read by
+    /// `shutdown` to see when the graceful phase is over).
+    pub(crate) live_actors: AtomicUsize,
 }
 
 impl ShardShared {
@@ -179,6 +199,7 @@ impl ShardShared {
             counters: ShardCounters::default(),
             facts: OnceLock::new(),
             actors_stopped: AtomicBool::new(false),
+            live_actors: AtomicUsize::new(0),
         }
     }
 

@@ -65,6 +65,9 @@ pub(crate) trait Cell: Any {
     fn run(&self, shard: &ShardLocal, budget: usize) -> Turn;
     /// Runtime shutdown: stop at once; queued messages become dead letters.
     fn abort(&self, shard: &ShardLocal);
+    /// The runtime's graceful phase began: an actor without a supervisor begins its S-phase
+    /// (supervised ones are stopped by their supervisors).
+    fn drain(&self, shard: &ShardLocal);
     /// True if messages (user or control) wait for this actor.
     fn has_work(&self) -> bool;
     /// For downcasting to the typed cell.
@@ -125,6 +128,8 @@ pub(crate) struct ShardLocal {
     now: StdCell<u64>,
     last_account: StdCell<u64>,
     stopping: StdCell<bool>,
+    /// The graceful phase of shutdown reached this shard.
+    drain_started: StdCell<bool>,
     #[cfg(not(coreactor_loom))]
     poller: crate::shard::poller::Poller,
     #[cfg(not(coreactor_loom))]
@@ -207,6 +212,7 @@ impl ShardLocal {
             now: StdCell::new(0),
             last_account: StdCell::new(0),
             stopping: StdCell::new(false),
+            drain_started: StdCell::new(false),
             #[cfg(not(coreactor_loom))]
             poller,
             #[cfg(not(coreactor_loom))]
@@ -284,10 +290,14 @@ impl ShardLocal {
                 scheduled: StdCell::new(false),
             });
         }
+        self.shared.live_actors.fetch_add(1, Ordering::Relaxed);
         self.schedule(slot);
         let early = self.early.borrow_mut().remove(&slot);
         for env in early.into_iter().flatten() {
             env.deliver(self);
+        }
+        if self.drain_started.get() {
+            self.with_cell(slot, generation, |c| c.drain(self));
         }
     }
 
@@ -377,6 +387,7 @@ impl ShardLocal {
             self.deregister_actor_io(slot);
             drop(entry);
             self.shared.table.release(slot);
+            self.shared.live_actors.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -605,6 +616,9 @@ impl ShardLocal {
     /// One iteration of the reactor loop; true if it did any work.
     pub(crate) fn run_once(&self) -> bool {
         self.refresh_clock();
+        if !self.drain_started.get() && self.rt.is_draining() {
+            self.begin_drain();
+        }
         if self.idle.replace(false) {
             // The time since the last accounting was spent spinning or parked.
             self.account(false);
@@ -624,6 +638,21 @@ impl ShardLocal {
         work |= self.drain_local();
         self.flush();
         work
+    }
+
+    /// The graceful phase of shutdown: every actor without a supervisor begins its S-phase.
+    fn begin_drain(&self) {
+        self.drain_started.set(true);
+        let cells: Vec<Rc<dyn Cell>> = self
+            .slab
+            .borrow()
+            .iter()
+            .flatten()
+            .map(|e| e.cell.clone())
+            .collect();
+        for cell in cells {
+            cell.drain(self);
+        }
     }
 
     /// True if something is waiting for this shard without any wake-up.
