@@ -63,6 +63,16 @@ counters! {
     dead_letters,
     /// Actors that failed by panicking.
     panics => bump_panics,
+    /// Steal requests this shard sent to busy peers.
+    steals_attempted => bump_steals_attempted,
+    /// Steal requests that brought back at least one actor.
+    steals_succeeded => bump_steals_succeeded,
+    /// Migratable actors that moved onto this shard.
+    migrated_in => bump_migrated_in,
+    /// Actors whose home is this shard that moved away.
+    migrated_out => bump_migrated_out,
+    /// Messages this shard forwarded to an actor of its that runs elsewhere.
+    forwarded => bump_forwarded,
     /// Nanoseconds spent doing work.
     busy_ns,
     /// Nanoseconds spent spinning or parked.

@@ -113,6 +113,10 @@ impl<A: Actor> Vt<A> {
             Ok(())
         });
         let Err(env) = refused else { return };
+        // The actor moved to another shard (work stealing): forward.
+        let Some(env) = shard.forward_moved(env) else {
+            return;
+        };
         let reserved = shard
             .shared
             .table
@@ -154,7 +158,7 @@ impl<A: Actor> Vt<A> {
             .unwrap_or(false);
         if delivered {
             shard.schedule(slot);
-        } else if let Some(env) = env {
+        } else if let Some(env) = env.and_then(|env| shard.forward_moved(env)) {
             let reserved = shard
                 .shared
                 .table

@@ -253,17 +253,20 @@ where
             .with_cell(slot, generation, |cell| {
                 match cell.as_any().downcast_ref::<ActorCell<A>>() {
                     Some(c) if c.accepting() => {
+                        c.unpin();
+                        c.meta(shard).add_forced(1);
                         c.push(msg, shard.now_ns());
                         true
+                    }
+                    Some(c) => {
+                        c.unpin();
+                        false
                     }
                     _ => false,
                 }
             })
             .unwrap_or(false);
         if pushed {
-            if let Some(meta) = shard.shared.table.get(slot) {
-                meta.add_forced(1);
-            }
             shard.schedule(slot);
         }
     }

@@ -14,7 +14,9 @@ use super::lifecycle::{
 use super::reason::StopReason;
 use super::{Actor, panic_message};
 use crate::shard::table::SlotMeta;
-use crate::shard::{Cell, DeadLetter, DeadLetterReason, ShardLocal, TimerAction, Turn};
+use crate::shard::{
+    Cell, DeadLetter, DeadLetterReason, HomeId, Movable, ShardLocal, TimerAction, Turn,
+};
 use crate::stats::ShardCounters;
 
 use crate::sync::atomic::Ordering;
@@ -71,10 +73,23 @@ struct PluginSlot<A: Actor> {
 /// Rank of the first of the actor's own plugins ([`Actor::plugins`]).
 const USER_PLUGIN_RANK: u32 = 1000;
 
+/// Packs a migratable actor's cell for another shard (monomorphised where `A: Send`).
+pub(crate) type Packer<A> = fn(&ActorCell<A>, &ShardLocal) -> Box<dyn Movable>;
+
 /// An actor as its shard holds it.
 pub(crate) struct ActorCell<A: Actor> {
+    /// Position in the running shard's slab (and table): the actor's identity for this
+    /// shard's own bookkeeping (timers, asks, local deliveries).
     pub(crate) slot: u32,
     pub(crate) generation: u32,
+    /// Where the actor's address points when it runs away from home (a guest after a
+    /// steal); `None` at home, where the address is `(this shard, slot, generation)`.
+    home: Option<HomeId>,
+    /// Set for migratable actors (spawned as such; their state is `Send`).
+    packer: Option<Packer<A>>,
+    /// Local references that tie the actor to this shard: pending asks, timers, intervals.
+    /// A migratable actor moves only when this is zero.
+    pins: StdCell<u32>,
     state: StdCell<State>,
     actor: RefCell<Option<A>>,
     mailbox: RefCell<VecDeque<Queued<A::Msg>>>,
@@ -103,6 +118,9 @@ impl<A: Actor> ActorCell<A> {
         ActorCell {
             slot,
             generation,
+            home: None,
+            packer: None,
+            pins: StdCell::new(0),
             state: StdCell::new(State::New),
             actor: RefCell::new(Some(actor)),
             mailbox: RefCell::new(VecDeque::new()),
@@ -166,17 +184,51 @@ impl<A: Actor> ActorCell<A> {
         self.pending_stop.borrow().is_some()
     }
 
-    /// This actor as an untyped reference.
+    /// This actor as an untyped reference (its home identity).
     pub(crate) fn self_ref(&self, shard: &ShardLocal) -> ActorRef {
-        ActorRef::of::<A>(shard.shared.clone(), self.slot, self.generation)
+        let (shared, slot, generation) = self.identity(shard);
+        ActorRef::of::<A>(shared, slot, generation)
     }
 
-    fn meta<'s>(&self, shard: &'s ShardLocal) -> &'s SlotMeta {
-        shard
-            .shared
-            .table
-            .get(self.slot)
-            .expect("a live actor's slot exists in the table")
+    /// The actor's address identity: its home shard, slot and generation.
+    pub(crate) fn identity(
+        &self,
+        shard: &ShardLocal,
+    ) -> (crate::sync::Arc<crate::shard::ShardShared>, u32, u32) {
+        match &self.home {
+            None => (shard.shared.clone(), self.slot, self.generation),
+            Some(h) => (h.shared.clone(), h.slot, h.generation),
+        }
+    }
+
+    /// Makes the actor migratable.
+    pub(crate) fn with_packer(mut self, packer: Packer<A>) -> Self {
+        self.packer = Some(packer);
+        self
+    }
+
+    /// One more local reference (ask, timer, interval) ties the actor to this shard.
+    pub(crate) fn pin(&self) {
+        self.pins.set(self.pins.get() + 1);
+    }
+
+    /// A local reference is gone.
+    pub(crate) fn unpin(&self) {
+        self.pins.set(self.pins.get().saturating_sub(1));
+    }
+
+    /// True for a migratable actor running on its home shard.
+    pub(crate) fn is_migratable(&self) -> bool {
+        self.packer.is_some()
+    }
+
+    /// The slot-table entry the actor's address admits through (at home: this shard's).
+    pub(crate) fn meta<'s>(&'s self, shard: &'s ShardLocal) -> &'s SlotMeta {
+        match &self.home {
+            None => shard.shared.table.get(self.slot),
+            Some(h) => h.shared.table.get(h.slot),
+        }
+        .expect("a live actor's slot exists in the table")
     }
 
     fn set_state(&self, shard: &ShardLocal, state: State) {
@@ -187,8 +239,10 @@ impl<A: Actor> ActorCell<A> {
     }
 
     fn cancel_phase_timer(&self, shard: &ShardLocal) {
-        if let Some(key) = self.phase_timer.take() {
-            shard.cancel_timer(key);
+        if let Some(key) = self.phase_timer.take()
+            && shard.cancel_timer(key)
+        {
+            self.unpin();
         }
     }
 
@@ -201,6 +255,7 @@ impl<A: Actor> ActorCell<A> {
             self.generation,
             Control::PhaseTimeout(self.phase_epoch.get()),
         );
+        self.pin();
         self.phase_timer
             .set(Some(shard.add_timer(timeout, TimerAction::Deliver(env))));
     }
@@ -805,6 +860,30 @@ impl<A: Actor> Cell for ActorCell<A> {
         }
     }
 
+    fn add_forced(&self, shard: &ShardLocal, n: u32) {
+        self.meta(shard).add_forced(n);
+    }
+
+    fn timer_fired(&self) {
+        self.unpin();
+    }
+
+    fn migratable(&self) -> bool {
+        self.packer.is_some() && self.home.is_none()
+    }
+
+    fn pack(&self, shard: &ShardLocal) -> Option<Box<dyn Movable>> {
+        let packer = self.packer?;
+        let movable = self.home.is_none()
+            && self.state.get() == State::Operational
+            && self.pins.get() == 0
+            && self.plugins.borrow().is_empty()
+            && self.pending_stop.borrow().is_none()
+            && self.phase_timer.get().is_none()
+            && self.actor.borrow().is_some();
+        movable.then(|| packer(self, shard))
+    }
+
     fn drain(&self, shard: &ShardLocal) {
         if self.supervision.parent.is_none()
             && !matches!(self.state.get(), State::ShuttingDown | State::ShutDown)
@@ -820,5 +899,76 @@ impl<A: Actor> Cell for ActorCell<A> {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+/// A migratable actor on its way to another shard: everything of its cell that is not tied to
+/// the shard it leaves (the actor, its queued messages, its supervision).
+struct Moved<A: Actor + Send> {
+    actor: A,
+    mailbox: VecDeque<Queued<A::Msg>>,
+    control: VecDeque<Control>,
+    supervision: Supervision,
+    home: HomeId,
+}
+
+/// Packs a cell for migration (see `ActorCell::pack` for when it is allowed). The cell left
+/// behind is empty and is dropped by the shard.
+pub(crate) fn pack_cell<A: Actor + Send>(
+    cell: &ActorCell<A>,
+    shard: &ShardLocal,
+) -> Box<dyn Movable> {
+    let actor = cell.actor.borrow_mut().take().expect("checked by pack");
+    let mailbox = std::mem::take(&mut *cell.mailbox.borrow_mut());
+    let control = std::mem::take(&mut *cell.control.borrow_mut());
+    let supervision = Supervision {
+        parent: cell.supervision.parent.clone(),
+        opts: cell.supervision.opts.clone(),
+    };
+    Box::new(Moved::<A> {
+        actor,
+        mailbox,
+        control,
+        supervision,
+        home: HomeId {
+            shared: shard.shared.clone(),
+            slot: cell.slot,
+            generation: cell.generation,
+        },
+    })
+}
+
+impl<A: Actor + Send> Movable for Moved<A> {
+    fn install(
+        self: Box<Self>,
+        shard: &ShardLocal,
+        slot: u32,
+        generation: u32,
+        guest: bool,
+    ) -> std::rc::Rc<dyn Cell> {
+        let Moved {
+            actor,
+            mailbox,
+            control,
+            supervision,
+            home,
+        } = *self;
+        let mut cell =
+            ActorCell::new(slot, generation, actor, supervision).with_packer(pack_cell::<A>);
+        if guest {
+            cell.home = Some(home);
+        }
+        cell.state.set(State::Operational);
+        cell.started.set(true);
+        *cell.mailbox.borrow_mut() = mailbox;
+        let interrupt = !control.is_empty();
+        *cell.control.borrow_mut() = control;
+        cell.interrupt.set(interrupt);
+        let _ = shard;
+        std::rc::Rc::new(cell)
+    }
+
+    fn home(&self) -> &HomeId {
+        &self.home
     }
 }

@@ -42,11 +42,8 @@ impl<'a, A: Actor> Context<'a, A> {
 
     /// This actor's address.
     pub fn addr(&self) -> Addr<A> {
-        Addr::new(
-            self.shard.shared.clone(),
-            self.cell.slot,
-            self.cell.generation,
-        )
+        let (shared, slot, generation) = self.cell.identity(self.shard);
+        Addr::new(shared, slot, generation)
     }
 
     /// The shard this actor runs on.
@@ -107,6 +104,7 @@ impl<'a, A: Actor> Context<'a, A> {
             self.cell.generation,
             Control::System(SystemMsg::new(msg)),
         );
+        self.cell.pin();
         TimerId(TimerIdKind::Once(
             self.shard.add_timer(delay, TimerAction::Deliver(env)),
         ))
@@ -158,7 +156,37 @@ impl<'a, A: Actor> Context<'a, A> {
             parent: Some(self.actor_ref()),
             opts,
         };
-        crate::runtime::spawn_remote_supervised(target, factory, supervision)
+        crate::runtime::spawn_remote_with(target, factory, supervision, None)
+    }
+
+    /// Spawns a **migratable** actor on shard `shard`, built there by `factory`: when its
+    /// shard is busy and another is idle, the work-stealing layer may move it (its address,
+    /// ordering and supervision are unaffected; see `docs/architecture.md`). Its state must be
+    /// `Send` and own nothing shard-bound: it may not register file descriptors.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::NoSuchShard`], [`SpawnError::ShardFull`], [`SpawnError::Shutdown`].
+    pub fn spawn_migratable_on<B, F>(
+        &mut self,
+        shard: usize,
+        factory: F,
+    ) -> Result<Addr<B>, SpawnError>
+    where
+        B: Actor + Send,
+        F: FnOnce() -> B + Send + 'static,
+    {
+        let peers = &self.shard.peers;
+        let target = peers.get(shard).ok_or(SpawnError::NoSuchShard {
+            shard,
+            shards: peers.len(),
+        })?;
+        crate::runtime::spawn_remote_with(
+            target,
+            factory,
+            Supervision::none(),
+            Some(super::cell::pack_cell::<B>),
+        )
     }
 
     /// Sends a child its start signal (it becomes operational if it is initialized).
@@ -206,9 +234,7 @@ impl<'a, A: Actor> Context<'a, A> {
             self.shard.now_ns(),
             msg,
         );
-        if let Some(meta) = self.shard.shared.table.get(self.cell.slot) {
-            meta.add_forced(1);
-        }
+        self.cell.meta(self.shard).add_forced(1);
         self.shard.push_local(env);
     }
 
@@ -220,6 +246,7 @@ impl<'a, A: Actor> Context<'a, A> {
             self.shard.now_ns(),
             msg,
         );
+        self.cell.pin();
         TimerId(TimerIdKind::Once(
             self.shard.add_timer(delay, TimerAction::Deliver(env)),
         ))
@@ -233,6 +260,7 @@ impl<'a, A: Actor> Context<'a, A> {
         mut make: impl FnMut() -> A::Msg + 'static,
     ) -> TimerId {
         let (slot, generation) = (self.cell.slot, self.cell.generation);
+        self.cell.pin();
         let (index, gen_) = self.shard.add_interval(
             slot,
             generation,
@@ -244,12 +272,16 @@ impl<'a, A: Actor> Context<'a, A> {
 
     /// Cancels a timer; true if it had not fired yet (for an interval: if it was active).
     pub fn cancel_timer(&mut self, id: TimerId) -> bool {
-        match id.0 {
+        let cancelled = match id.0 {
             TimerIdKind::Once(key) => self.shard.cancel_timer(key),
             TimerIdKind::Interval(index, generation) => {
                 self.shard.cancel_interval(index, generation)
             }
+        };
+        if cancelled {
+            self.cell.unpin();
         }
+        cancelled
     }
 
     /// Asks another actor without blocking: `make` builds the request around a [`Reply`];
@@ -275,6 +307,7 @@ impl<'a, A: Actor> Context<'a, A> {
             then,
             _types: PhantomData,
         };
+        self.cell.pin();
         let (index, generation) = self.shard.add_ask(Box::new(pending), timeout);
         let reply = Reply::for_actor(self.shard.shared.clone(), index, generation);
         let msg = make(reply);
@@ -314,6 +347,7 @@ pub(crate) fn install_remote<B, F>(
     generation: u32,
     factory: F,
     supervision: Supervision,
+    packer: Option<super::cell::Packer<B>>,
 ) where
     B: Actor,
     F: FnOnce() -> B,
@@ -323,11 +357,13 @@ pub(crate) fn install_remote<B, F>(
         return;
     }
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(factory)) {
-        Ok(actor) => shard.install(
-            slot,
-            generation,
-            Rc::new(ActorCell::new(slot, generation, actor, supervision)),
-        ),
+        Ok(actor) => {
+            let mut cell = ActorCell::new(slot, generation, actor, supervision);
+            if let Some(p) = packer {
+                cell = cell.with_packer(p);
+            }
+            shard.install(slot, generation, Rc::new(cell))
+        }
         Err(p) => {
             shard.shared.counters.bump_panics();
             shard.abandon_reserved(slot);
@@ -365,6 +401,12 @@ impl<A: Actor> Context<'_, A> {
         interest: crate::io::Interest,
         mut on_ready: impl FnMut(crate::io::Readiness) -> A::Msg + 'static,
     ) -> std::io::Result<crate::io::IoToken> {
+        if self.cell.is_migratable() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "a migratable actor cannot own a file descriptor: spawn it pinned",
+            ));
+        }
         let (slot, generation) = (self.cell.slot, self.cell.generation);
         self.shard.register_io(
             fd.as_raw_fd(),

@@ -26,7 +26,7 @@ pub(crate) mod wakefd;
 
 pub(crate) use envelope::{Envelope, EnvelopeKind, EnvelopeVTable};
 pub(crate) use local::{
-    Cell, Clock, PendingAsk, REPLY_VT, ShardLocal, ShardParams, TimerAction, Turn,
+    Cell, Clock, HomeId, Movable, PendingAsk, REPLY_VT, ShardLocal, ShardParams, TimerAction, Turn,
 };
 
 use crate::stats::ShardCounters;
@@ -179,6 +179,8 @@ pub(crate) struct ShardShared {
     /// Actors installed on this shard and not yet removed (written by the owner, read by
     /// `shutdown` to see when the graceful phase is over).
     pub(crate) live_actors: AtomicUsize,
+    /// Set by the owner while it has ready migratable work to give (read by idle peers).
+    pub(crate) stealable: AtomicBool,
 }
 
 impl ShardShared {
@@ -200,6 +202,7 @@ impl ShardShared {
             facts: OnceLock::new(),
             actors_stopped: AtomicBool::new(false),
             live_actors: AtomicUsize::new(0),
+            stealable: AtomicBool::new(false),
         }
     }
 

@@ -29,7 +29,10 @@
 mod asks;
 #[cfg(not(coreactor_loom))]
 mod io_dispatch;
+mod migrate;
 mod timers;
+
+pub(crate) use migrate::{HomeId, Movable};
 
 use super::{DeadLetterReason, Envelope, RtShared, ShardShared};
 use crate::mailbox::ring::{Consumer, Producer};
@@ -65,6 +68,15 @@ pub(crate) trait Cell: Any {
     fn run(&self, shard: &ShardLocal, budget: usize) -> Turn;
     /// Runtime shutdown: stop at once; queued messages become dead letters.
     fn abort(&self, shard: &ShardLocal);
+    /// Counts `n` messages delivered past the mailbox bound (timer, notify) in the depth of
+    /// the actor's address.
+    fn add_forced(&self, shard: &ShardLocal, n: u32);
+    /// A timer the actor armed on this shard fired.
+    fn timer_fired(&self);
+    /// True for a migratable actor at home (a candidate for stealing).
+    fn migratable(&self) -> bool;
+    /// Packs the actor for another shard if nothing ties it here; the cell is then empty.
+    fn pack(&self, shard: &ShardLocal) -> Option<Box<dyn Movable>>;
     /// The runtime's graceful phase began: an actor without a supervisor begins its S-phase
     /// (supervised ones are stopped by their supervisors).
     fn drain(&self, shard: &ShardLocal);
@@ -78,6 +90,8 @@ struct Entry {
     cell: Rc<dyn Cell>,
     generation: u32,
     scheduled: StdCell<bool>,
+    /// Counted in `migratable_home`.
+    counted_migratable: bool,
 }
 
 struct OutLane {
@@ -90,6 +104,7 @@ struct OutLane {
 /// Per-shard knobs the loop needs (resolved from the configuration).
 #[derive(Debug, Clone)]
 pub(crate) struct ShardParams {
+    pub(crate) steal: crate::config::StealConfig,
     pub(crate) batch_budget: usize,
     pub(crate) spin_before_park: Duration,
     pub(crate) tick_ns: u64,
@@ -130,6 +145,20 @@ pub(crate) struct ShardLocal {
     stopping: StdCell<bool>,
     /// The graceful phase of shutdown reached this shard.
     drain_started: StdCell<bool>,
+    /// Actors of this shard that run elsewhere: slot → where (see `migrate`).
+    forwards: RefCell<HashMap<u32, migrate::Forward>>,
+    /// Guests (actors from other shards) by local slot.
+    guests: RefCell<HashMap<u32, migrate::Guest>>,
+    /// Guests by home identity `(home shard, slot, generation)` → local `(slot, generation)`.
+    guest_slots: RefCell<HashMap<migrate::HomeKey, (u32, u32)>>,
+    /// Migratable actors installed here at home.
+    migratable_home: StdCell<usize>,
+    /// The last value stored in `shared.stealable`.
+    stealable_published: StdCell<bool>,
+    /// A steal request of this shard awaits its answer.
+    steal_in_flight: StdCell<bool>,
+    /// xorshift64 state for victim choice (seeded by the shard id).
+    rng: StdCell<u64>,
     #[cfg(not(coreactor_loom))]
     poller: crate::shard::poller::Poller,
     #[cfg(not(coreactor_loom))]
@@ -213,6 +242,13 @@ impl ShardLocal {
             last_account: StdCell::new(0),
             stopping: StdCell::new(false),
             drain_started: StdCell::new(false),
+            forwards: RefCell::new(HashMap::new()),
+            guests: RefCell::new(HashMap::new()),
+            guest_slots: RefCell::new(HashMap::new()),
+            migratable_home: StdCell::new(0),
+            stealable_published: StdCell::new(false),
+            steal_in_flight: StdCell::new(false),
+            rng: StdCell::new(0x9E37_79B9_7F4A_7C15 ^ (shared.id as u64 + 1)),
             #[cfg(not(coreactor_loom))]
             poller,
             #[cfg(not(coreactor_loom))]
@@ -284,10 +320,15 @@ impl ShardLocal {
                 slab.resize_with(i + 1, || None);
             }
             debug_assert!(slab[i].is_none(), "slot {slot} installed twice");
+            let counted_migratable = cell.migratable();
+            if counted_migratable {
+                self.migratable_home.set(self.migratable_home.get() + 1);
+            }
             slab[i] = Some(Entry {
                 cell,
                 generation,
                 scheduled: StdCell::new(false),
+                counted_migratable,
             });
         }
         self.shared.live_actors.fetch_add(1, Ordering::Relaxed);
@@ -383,11 +424,15 @@ impl ShardLocal {
             .borrow_mut()
             .get_mut(slot as usize)
             .and_then(Option::take);
-        if entry.is_some() {
+        if let Some(e) = entry {
+            if e.counted_migratable {
+                self.migratable_home.set(self.migratable_home.get() - 1);
+            }
             self.deregister_actor_io(slot);
-            drop(entry);
+            drop(e);
             self.shared.table.release(slot);
             self.shared.live_actors.fetch_sub(1, Ordering::Relaxed);
+            self.guest_removed(slot);
         }
     }
 
@@ -636,8 +681,19 @@ impl ShardLocal {
         work |= self.fire_timers();
         work |= self.run_ready();
         work |= self.drain_local();
+        self.publish_stealable();
         self.flush();
         work
+    }
+
+    /// Next value of the shard's xorshift64 generator.
+    fn next_random(&self) -> u64 {
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        x
     }
 
     /// The graceful phase of shutdown: every actor without a supervisor begins its S-phase.
@@ -714,6 +770,10 @@ impl ShardLocal {
                 continue;
             }
             self.account(true);
+            // Out of work: before spinning down, ask a busy peer for migratable actors.
+            if self.try_steal() {
+                continue;
+            }
             self.idle.set(true);
             // Idle: spin, watching the doorbell, then park. The clock is read only every 64
             // spins: a read costs ~36 ns here, longer than a doorbell check, and would set the

@@ -165,13 +165,17 @@ impl ShardLocal {
     }
 
     pub(super) fn deliver_timer_message(&self, mut env: Envelope) {
-        match self.shared.table.get(env.slot) {
-            Some(meta) if meta.is_open(env.generation) => {
-                // User messages count in the mailbox depth; control envelopes (phase timeouts,
-                // plugin timers) travel in the control lane and do not.
-                if env.vt.kind == super::super::EnvelopeKind::User {
-                    meta.add_forced(1);
-                }
+        let user = env.vt.kind == super::super::EnvelopeKind::User;
+        let live = self.with_cell(env.slot, env.generation, |cell| {
+            cell.timer_fired();
+            // User messages count in the mailbox depth; control envelopes (phase timeouts,
+            // plugin timers) travel in the control lane and do not.
+            if user {
+                cell.add_forced(self, 1);
+            }
+        });
+        match live {
+            Some(()) => {
                 // Mailbox wait starts when the timer fires, not when it was armed.
                 env.stamp = self.now_ns();
                 env.deliver(self);

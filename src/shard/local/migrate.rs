@@ -1,0 +1,294 @@
+//! Migration of actors between shards (the mechanism under work stealing).
+//!
+//! # Protocol
+//!
+//! An actor's address always names its **home** shard. A migratable actor moves only from its
+//! home, only when nothing ties it there (it is operational, has no pending ask, timer,
+//! interval or plugin: `Cell::pack` checks), and only at a victim's own request handling, so
+//! it is never in the middle of a turn.
+//!
+//! 1. An idle shard with `may_steal` (the thief) sees a peer's `stealable` flag — published by
+//!    a shard with `may_be_stolen` whose ready queue holds at least `steal_backlog_threshold`
+//!    actors and which has migratable actors at home — and sends it a steal request through
+//!    its ring.
+//! 2. The victim packs up to `steal_batch` of its ready migratable actors (never more than half
+//!    of its ready actors), removes them from its slab while **keeping their slots** (their
+//!    addresses stay valid), records a forward `slot → thief`, and sends the packed actors —
+//!    each with its queued messages — to the thief in one envelope (or a refusal).
+//! 3. The thief installs each actor in a slot of its own, as a guest that remembers its home.
+//! 4. Whatever reaches the victim for a moved actor afterwards — user messages, control
+//!    messages, ask replies turned into messages, messages of the victim's own actors — is
+//!    forwarded to the thief through the same ring, so it arrives **after** the actor and the
+//!    messages that moved with it: per-sender FIFO holds across the move, and every message is
+//!    delivered exactly once (the forward is the only path; the ring is exactly-once FIFO).
+//! 5. When a guest shuts down, the thief frees its local slot and tells the home, which drops
+//!    the forward and frees the address's slot. Messages forwarded meanwhile find no guest and
+//!    become dead letters (accounted like any message to a stopped actor).
+//!
+//! A guest is not stolen again (only actors at home are stealable): chains of forwards never
+//! form, and the home is always one hop from its actor.
+
+use super::{Cell, ShardLocal};
+use crate::shard::{DeadLetterReason, Envelope, ShardShared};
+use crate::sync::Arc;
+use crate::sync::atomic::Ordering;
+use std::rc::Rc;
+
+/// Where a guest's address points: its home shard and slot there.
+pub(crate) struct HomeId {
+    /// The home shard.
+    pub(crate) shared: Arc<ShardShared>,
+    /// The address's slot on the home shard.
+    pub(crate) slot: u32,
+    /// The address's generation.
+    pub(crate) generation: u32,
+}
+
+/// A packed actor on its way to another shard.
+pub(crate) trait Movable: Send {
+    /// Rebuilds the cell on `shard` at `(slot, generation)` of that shard: as a guest, or
+    /// back at home (`guest == false`, when the thief had no room for it).
+    fn install(
+        self: Box<Self>,
+        shard: &ShardLocal,
+        slot: u32,
+        generation: u32,
+        guest: bool,
+    ) -> Rc<dyn Cell>;
+    /// The actor's home.
+    fn home(&self) -> &HomeId;
+}
+
+/// A guest's home identity: `(home shard, slot, generation)`.
+pub(super) type HomeKey = (usize, u32, u32);
+
+/// A packed actor with its home slot and generation.
+type Packed = (u32, u32, Box<dyn Movable>);
+
+/// The home side of a moved actor.
+pub(super) struct Forward {
+    generation: u32,
+    to: usize,
+}
+
+/// The host side of a guest: its local slot, and its home identity.
+pub(super) struct Guest {
+    pub(super) home: usize,
+    pub(super) home_slot: u32,
+    pub(super) home_generation: u32,
+}
+
+impl ShardLocal {
+    /// Called for an envelope whose actor is not in this shard's slab: if the actor moved
+    /// away, forwards the envelope to where it runs and returns `None`.
+    pub(crate) fn forward_moved(&self, env: Envelope) -> Option<Envelope> {
+        let to = match self.forwards.borrow().get(&env.slot) {
+            Some(f) if f.generation == env.generation => f.to,
+            _ => return Some(env),
+        };
+        let home = self.id;
+        self.shared.counters.bump_forwarded();
+        self.send_remote(
+            to,
+            Envelope::task(move |host: &ShardLocal| host.deliver_to_guest(home, env)),
+        );
+        None
+    }
+
+    /// Delivers an envelope forwarded by `home` to the guest it is for.
+    fn deliver_to_guest(&self, home: usize, mut env: Envelope) {
+        let local = self
+            .guest_slots
+            .borrow()
+            .get(&(home, env.slot, env.generation))
+            .copied();
+        match local {
+            Some((slot, generation)) => {
+                env.slot = slot;
+                env.generation = generation;
+                env.deliver(self);
+            }
+            // The guest has stopped: a message to a stopped actor.
+            None => self.peers[home].discard(env, DeadLetterReason::ActorStopped),
+        }
+    }
+
+    /// Publishes whether this shard has ready migratable work to offer (only on a change,
+    /// so a balanced shard does not write the line every iteration).
+    pub(super) fn publish_stealable(&self) {
+        let s = &self.params.steal;
+        let want = s.may_be_stolen
+            && self.migratable_home.get() > 0
+            && self.ready.borrow().len() >= s.backlog_threshold.max(1);
+        if want != self.stealable_published.get() {
+            self.stealable_published.set(want);
+            self.shared.stealable.store(want, Ordering::Relaxed);
+            if want {
+                // Idle peers may be parked: wake those that may steal (a syscall only for a
+                // sleeping peer, and only when the flag turns on).
+                for (p, peer) in self.peers.iter().enumerate() {
+                    if p != self.id {
+                        peer.doorbell.ring(crate::shard::doorbell::INJECT);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Thief side: if stealing is allowed and no request is in flight, asks one busy peer
+    /// (chosen at random among those advertising work) for actors. True if a request left.
+    pub(crate) fn try_steal(&self) -> bool {
+        if !self.params.steal.may_steal || self.steal_in_flight.get() || self.rt.is_shutting_down()
+        {
+            return false;
+        }
+        let n = self.peers.len();
+        if n < 2 {
+            return false;
+        }
+        let start = (self.next_random() % n as u64) as usize;
+        let victim = (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&p| p != self.id && self.peers[p].stealable.load(Ordering::Relaxed));
+        let Some(victim) = victim else { return false };
+        self.steal_in_flight.set(true);
+        self.shared.counters.bump_steals_attempted();
+        let thief = self.id;
+        self.send_remote(
+            victim,
+            Envelope::task(move |v: &ShardLocal| v.give_actors(thief)),
+        );
+        self.flush();
+        true
+    }
+
+    /// Victim side: packs ready migratable actors for `thief` and sends them (or a refusal).
+    fn give_actors(&self, thief: usize) {
+        let mut packed: Vec<Packed> = Vec::new();
+        if self.params.steal.may_be_stolen && !self.is_stopping() {
+            let ready: Vec<u32> = self.ready.borrow().iter().copied().collect();
+            let limit = self.params.steal.batch.min(ready.len() / 2);
+            for slot in ready {
+                if packed.len() >= limit {
+                    break;
+                }
+                let candidate = {
+                    let slab = self.slab.borrow();
+                    slab.get(slot as usize)
+                        .and_then(Option::as_ref)
+                        .filter(|e| e.cell.migratable() && e.cell.has_work())
+                        .map(|e| (e.cell.clone(), e.generation))
+                };
+                let Some((cell, generation)) = candidate else {
+                    continue;
+                };
+                let Some(movable) = cell.pack(self) else {
+                    continue;
+                };
+                drop(cell);
+                self.evict(slot);
+                self.forwards.borrow_mut().insert(
+                    slot,
+                    Forward {
+                        generation,
+                        to: thief,
+                    },
+                );
+                self.shared.counters.bump_migrated_out();
+                packed.push((slot, generation, movable));
+            }
+        }
+        let victim = self.id;
+        self.send_remote(
+            thief,
+            Envelope::task(move |t: &ShardLocal| t.take_actors(victim, packed)),
+        );
+    }
+
+    /// Removes a packed actor from the slab and the ready queue, keeping its slot.
+    fn evict(&self, slot: u32) {
+        let entry = self
+            .slab
+            .borrow_mut()
+            .get_mut(slot as usize)
+            .and_then(Option::take);
+        self.ready.borrow_mut().retain(|&s| s != slot);
+        if let Some(e) = entry {
+            if e.counted_migratable {
+                self.migratable_home.set(self.migratable_home.get() - 1);
+            }
+            drop(e);
+        }
+        self.shared.live_actors.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Thief side: installs the actors a victim gave (possibly none).
+    fn take_actors(&self, victim: usize, packed: Vec<Packed>) {
+        self.steal_in_flight.set(false);
+        if !packed.is_empty() {
+            self.shared.counters.bump_steals_succeeded();
+        }
+        for (home_slot, home_generation, movable) in packed {
+            debug_assert!(Arc::ptr_eq(&movable.home().shared, &self.peers[victim]));
+            let Some((slot, generation)) = self.shared.table.reserve() else {
+                // No room here: the actor is lost to the system only if we drop it, so send
+                // it back home instead.
+                let back = Envelope::task(move |home: &ShardLocal| {
+                    home.return_home(home_slot, home_generation, movable)
+                });
+                self.send_remote(victim, back);
+                continue;
+            };
+            let cell = movable.install(self, slot, generation, true);
+            self.guest_slots
+                .borrow_mut()
+                .insert((victim, home_slot, home_generation), (slot, generation));
+            self.guests.borrow_mut().insert(
+                slot,
+                Guest {
+                    home: victim,
+                    home_slot,
+                    home_generation,
+                },
+            );
+            self.shared.counters.bump_migrated_in();
+            self.install(slot, generation, cell);
+        }
+    }
+
+    /// Home side: a moved actor comes back (the thief had no room).
+    fn return_home(&self, slot: u32, generation: u32, movable: Box<dyn Movable>) {
+        self.forwards.borrow_mut().remove(&slot);
+        let cell = movable.install(self, slot, generation, false);
+        self.install(slot, generation, cell);
+    }
+
+    /// Host side: a guest's slot is being freed; tell its home to free the address.
+    pub(super) fn guest_removed(&self, slot: u32) {
+        let Some(g) = self.guests.borrow_mut().remove(&slot) else {
+            return;
+        };
+        self.guest_slots
+            .borrow_mut()
+            .remove(&(g.home, g.home_slot, g.home_generation));
+        let (home_slot, home_generation) = (g.home_slot, g.home_generation);
+        self.send_remote(
+            g.home,
+            Envelope::task(move |home: &ShardLocal| home.forget_moved(home_slot, home_generation)),
+        );
+    }
+
+    /// Home side: a moved actor is gone; its address's slot is freed.
+    fn forget_moved(&self, slot: u32, generation: u32) {
+        let removed = {
+            let mut f = self.forwards.borrow_mut();
+            match f.get(&slot) {
+                Some(e) if e.generation == generation => f.remove(&slot).is_some(),
+                _ => false,
+            }
+        };
+        if removed {
+            self.shared.table.release(slot);
+        }
+    }
+}
