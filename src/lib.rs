@@ -11,8 +11,11 @@ mod error;
 #[cfg(not(coreactor_loom))]
 pub mod io;
 mod mailbox;
+#[cfg(not(coreactor_loom))]
+pub mod net;
 pub mod plugins;
 pub mod pool;
+pub mod registry;
 mod runtime;
 mod shard;
 pub mod stats;

@@ -131,6 +131,7 @@ pub struct Builder {
     config: Config,
     hook: Option<crate::shard::DeadLetterHook>,
     lifecycle_hook: Option<crate::actor::lifecycle::LifecycleHook>,
+    registry: Option<usize>,
 }
 
 macro_rules! shard_setters {
@@ -239,14 +240,34 @@ impl Builder {
         self
     }
 
+    /// Starts a name [`Registry`](crate::registry::Registry) on shard 0 (see
+    /// [`registry_on`](Self::registry_on)).
+    pub fn with_registry(self) -> Self {
+        self.registry_on(0)
+    }
+
+    /// Starts the runtime's name [`Registry`](crate::registry::Registry) on shard `shard`;
+    /// every shard's actors use it ([`Context::register_name`](crate::Context::register_name),
+    /// [`Context::discover`](crate::Context::discover)). Without it, registry requests fail
+    /// with [`RegistryError::Unavailable`](crate::RegistryError::Unavailable).
+    pub fn registry_on(mut self, shard: usize) -> Self {
+        self.registry = Some(shard);
+        self
+    }
+
     /// Validates the configuration and starts the shards.
     ///
     /// # Errors
     ///
-    /// [`StartError::Config`] naming the invalid field, or [`StartError::Io`] if the OS refused
-    /// a thread, an epoll instance or an eventfd.
+    /// [`StartError::Config`] naming the invalid field (`registry` for a registry shard that
+    /// does not exist), or [`StartError::Io`] if the OS refused a thread, an epoll instance or
+    /// an eventfd.
     pub fn build(self) -> Result<Runtime, StartError> {
-        Runtime::start(self.config, self.hook, self.lifecycle_hook)
+        let runtime = Runtime::start(self.config, self.hook, self.lifecycle_hook)?;
+        if let Some(shard) = self.registry {
+            crate::registry::start(&runtime.shards, shard)?;
+        }
+        Ok(runtime)
     }
 }
 
@@ -279,6 +300,7 @@ impl Runtime {
             config: Config::new(),
             hook: None,
             lifecycle_hook: None,
+            registry: None,
         }
     }
 
@@ -469,6 +491,30 @@ impl Runtime {
         self.spawn_with(shard, move || actor)
     }
 
+    /// Spawns a **migratable** actor on shard `shard`: when that shard is busy and another is
+    /// idle, the work-stealing layer may move it to the idle shard. Its address keeps working,
+    /// messages keep their per-sender order, asks and supervision are unaffected. Its state
+    /// must be `Send` and own nothing shard-bound (it cannot register file descriptors);
+    /// everything else stays pinned (the default).
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::NoSuchShard`], [`SpawnError::ShardFull`], [`SpawnError::Shutdown`].
+    pub fn spawn_migratable<A: Actor + Send>(
+        &self,
+        shard: usize,
+        actor: A,
+    ) -> Result<Addr<A>, SpawnError> {
+        self.check_running()?;
+        let target = self.shard(shard)?;
+        spawn_remote_with(
+            target,
+            move || actor,
+            Supervision::none(),
+            Some(crate::actor::cell::pack_cell::<A>),
+        )
+    }
+
     /// Spawns on shard `shard` an actor built there by `factory`, so that what it owns (a
     /// connection, a file, a cache) is created on the thread that will use it; the actor itself
     /// need not be `Send`. A panicking factory leaves a dead address (its sends fail `Closed`).
@@ -614,14 +660,15 @@ where
     A: Actor,
     F: FnOnce() -> A + Send + 'static,
 {
-    spawn_remote_supervised(target, factory, Supervision::none())
+    spawn_remote_with(target, factory, Supervision::none(), None)
 }
 
-/// [`spawn_remote`] for a supervised child.
-pub(crate) fn spawn_remote_supervised<A, F>(
+/// [`spawn_remote`] with a supervisor and/or as a migratable actor.
+pub(crate) fn spawn_remote_with<A, F>(
     target: &Arc<ShardShared>,
     factory: F,
     supervision: Supervision,
+    packer: Option<crate::actor::cell::Packer<A>>,
 ) -> Result<Addr<A>, SpawnError>
 where
     A: Actor,
@@ -634,7 +681,7 @@ where
     route(
         target,
         Envelope::task(move |shard: &ShardLocal| {
-            install_remote(shard, slot, generation, factory, supervision);
+            install_remote(shard, slot, generation, factory, supervision, packer);
         }),
     );
     Ok(Addr::new(target.clone(), slot, generation))
@@ -667,6 +714,7 @@ fn shard_main(
         pin_warning,
     });
     let params = ShardParams {
+        steal: r.steal,
         batch_budget: r.batch_budget,
         spin_before_park: r.spin_before_park,
         tick_ns: (r.timer_tick.as_nanos() as u64).max(1),

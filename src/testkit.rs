@@ -86,6 +86,35 @@ impl TestKit {
         mailbox_capacity: usize,
         timer_tick: Duration,
     ) -> TestKit {
+        TestKit::build(
+            shards,
+            batch_budget,
+            ring_capacity,
+            mailbox_capacity,
+            timer_tick,
+            crate::config::StealConfig::default(),
+        )
+    }
+
+    /// A kit with default knobs and the given work-stealing configuration on every shard.
+    /// Steals happen only when the test calls [`steal`](Self::steal), so their timing is the
+    /// test's choice.
+    ///
+    /// # Panics
+    ///
+    /// As [`new`](Self::new).
+    pub fn with_steal(shards: usize, steal: crate::config::StealConfig) -> TestKit {
+        TestKit::build(shards, 64, 16, 1024, Duration::from_millis(1), steal)
+    }
+
+    fn build(
+        shards: usize,
+        batch_budget: usize,
+        ring_capacity: usize,
+        mailbox_capacity: usize,
+        timer_tick: Duration,
+        steal: crate::config::StealConfig,
+    ) -> TestKit {
         assert!(shards > 0, "a test kit needs at least one shard");
         let mut rt = RtShared::new(shards, None);
         let errors: Arc<crate::sync::Mutex<Vec<String>>> = Arc::default();
@@ -128,6 +157,7 @@ impl TestKit {
         let locals = (0..shards)
             .map(|i| {
                 let params = ShardParams {
+                    steal,
                     batch_budget,
                     spin_before_park: Duration::ZERO,
                     tick_ns: (timer_tick.as_nanos() as u64).max(1),
@@ -155,6 +185,38 @@ impl TestKit {
         }
     }
 
+    /// A kit with `shards` shards (as [`new`](Self::new)) and a name
+    /// [`Registry`](crate::registry::Registry) on shard 0.
+    ///
+    /// # Panics
+    ///
+    /// As [`new`](Self::new).
+    pub fn with_registry(shards: usize) -> TestKit {
+        let kit = TestKit::new(shards);
+        kit.start_registry(0);
+        kit
+    }
+
+    /// Starts the kit's name [`Registry`](crate::registry::Registry) on `shard` and returns its
+    /// address.
+    ///
+    /// # Panics
+    ///
+    /// If `shard` does not exist or the kit has a registry already.
+    pub fn start_registry(&self, shard: usize) -> Addr<crate::registry::Registry> {
+        let registry = self.spawn_on(shard, crate::registry::Registry::new());
+        assert!(
+            crate::registry::publish(&self.rt, &registry),
+            "the kit has a registry already"
+        );
+        registry
+    }
+
+    /// The kit's name registry, if one was started.
+    pub fn registry(&self) -> Option<Addr<crate::registry::Registry>> {
+        crate::registry::lookup(&self.rt).and_then(|r| r.downcast())
+    }
+
     /// Number of shards.
     pub fn shard_count(&self) -> usize {
         self.shards.len()
@@ -176,8 +238,39 @@ impl TestKit {
             generation,
             move || actor,
             crate::actor::cell::Supervision::none(),
+            None,
         );
         Addr::new(target.clone(), slot, generation)
+    }
+
+    /// Spawns a migratable actor on `shard` (see
+    /// [`Runtime::spawn_migratable`](crate::Runtime::spawn_migratable)).
+    ///
+    /// # Panics
+    ///
+    /// If `shard` does not exist or is full.
+    pub fn spawn_migratable_on<A: Actor + Send>(&self, shard: usize, actor: A) -> Addr<A> {
+        let target = &self.shared[shard];
+        let (slot, generation) = target.table.reserve().expect("shard full");
+        let _guard = CurrentGuard::enter(self.shards[shard].clone());
+        install_remote(
+            &self.shards[shard],
+            slot,
+            generation,
+            move || actor,
+            crate::actor::cell::Supervision::none(),
+            Some(crate::actor::cell::pack_cell::<A>),
+        );
+        Addr::new(target.clone(), slot, generation)
+    }
+
+    /// Lets shard `thief` try to steal, as it would when idle: if a peer advertises ready
+    /// migratable work (after its last step), a request leaves; nothing else runs. Returns
+    /// whether a request left. Step the shards (or [`run_until_idle`](Self::run_until_idle))
+    /// to carry it out.
+    pub fn steal(&self, thief: usize) -> bool {
+        let _guard = CurrentGuard::enter(self.shards[thief].clone());
+        self.shards[thief].try_steal()
     }
 
     /// Runs one loop iteration of `shard`; true if it did any work.

@@ -3,14 +3,23 @@
 //! actor gets one the first time it uses it (a [`Context`](crate::Context) method, or an
 //! incoming link request), so actors that use none pay nothing.
 //!
-//! I-phase order (the S-phase runs in reverse): link server, link client, registry,
-//! resources, then the actor's own plugins ([`Actor::plugins`](crate::Actor::plugins)).
+//! I-phase order (the S-phase runs in reverse): monitors (target side, then watcher side; no
+//! phase work), link server, link client, registry, resources, then the actor's own plugins
+//! ([`Actor::plugins`](crate::Actor::plugins)). `docs/lifecycle.md` has the table.
 
+pub mod link;
+pub mod monitor;
+pub mod registry;
 pub mod resources;
 
 use crate::actor::lifecycle::SystemMsg;
 use crate::{Actor, Context};
 
+/// Rank of the target side of monitors ([`monitor::Monitored`]): the lowest, so it is polled
+/// last in the S-phase and its `finished` (the DOWN notifications) runs last.
+pub(crate) const MONITORED_RANK: u32 = 5;
+/// Rank of the watcher side of monitors ([`monitor::Monitors`]; it holds no phase).
+pub(crate) const MONITORS_RANK: u32 = 6;
 /// Rank of the link server plugin.
 pub(crate) const LINK_SERVER_RANK: u32 = 10;
 /// Rank of the link client plugin.
@@ -28,7 +37,7 @@ pub(crate) fn unclaimed<A: Actor>(
     actor: &mut A,
     ctx: &mut Context<'_, A>,
 ) -> Option<SystemMsg> {
-    let _ = (actor, ctx);
-    let _ = (LINK_SERVER_RANK, LINK_CLIENT_RANK, REGISTRY_RANK);
-    Some(msg)
+    let _ = actor;
+    let msg = link::unclaimed(msg, ctx)?;
+    monitor::unclaimed(msg, ctx)
 }

@@ -1,0 +1,256 @@
+//! The results of a comparison run and how they are written: `results.csv` (one row per
+//! workload, peer and metric: median, min, max over the repetitions) and `results.md` (the
+//! same as markdown tables, peers side by side), plus the sanity checks of CI mode.
+
+use crate::common::Percentiles;
+use crate::workload::{Latency, Throughput};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// The rates (units/s) of one throughput workload on one peer, one per repetition; empty if
+/// the peer does not run the workload.
+pub struct ThroughputResult {
+    pub workload: Throughput,
+    pub peer: &'static str,
+    pub rates: Vec<f64>,
+}
+
+/// The percentiles of one latency workload on one peer, one set per repetition.
+pub struct LatencyResult {
+    pub workload: Latency,
+    pub peer: &'static str,
+    pub reps: Vec<Percentiles>,
+}
+
+/// Heap allocations per message (tell) and per ask of one peer, medians over the windows.
+pub struct AllocResult {
+    pub peer: &'static str,
+    pub tell_calls: f64,
+    pub tell_bytes: f64,
+    pub ask_calls: f64,
+    pub ask_bytes: f64,
+}
+
+/// Everything one run produced.
+pub struct Results {
+    pub peers: Vec<&'static str>,
+    pub throughput: Vec<ThroughputResult>,
+    pub latency: Vec<LatencyResult>,
+    pub alloc: Vec<AllocResult>,
+}
+
+/// `(median, min, max)` of `v` (the upper median for an even count); `None` if empty.
+pub fn stats(v: &[f64]) -> Option<(f64, f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    Some((s[s.len() / 2], s[0], s[s.len() - 1]))
+}
+
+/// Reads one percentile (ns) out of a [`Percentiles`].
+pub type Pick = fn(&Percentiles) -> u64;
+
+/// The five percentiles reported (label, accessor), in order.
+pub const PERCENTILES: [(&str, Pick); 5] = [
+    ("p50", |p| p.p50),
+    ("p90", |p| p.p90),
+    ("p99", |p| p.p99),
+    ("p99.9", |p| p.p999),
+    ("max", |p| p.max),
+];
+
+impl LatencyResult {
+    /// `(median, min, max)` over the repetitions of the percentile read by `f`, in ns.
+    pub fn percentile(&self, f: Pick) -> (f64, f64, f64) {
+        let v: Vec<f64> = self.reps.iter().map(|p| f(p) as f64).collect();
+        stats(&v).expect("at least one repetition")
+    }
+}
+
+impl Results {
+    /// The throughput result of `(w, peer)`.
+    pub fn tp(&self, w: Throughput, peer: &str) -> Option<&ThroughputResult> {
+        self.throughput
+            .iter()
+            .find(|r| r.workload == w && r.peer == peer)
+    }
+
+    /// The latency result of `(w, peer)`.
+    pub fn lat(&self, w: Latency, peer: &str) -> Option<&LatencyResult> {
+        self.latency
+            .iter()
+            .find(|r| r.workload == w && r.peer == peer)
+    }
+
+    /// The CI smoke checks: every workload ran on every peer that supports it, every rate is
+    /// positive and finite, every latency set is sane (non-zero, ordered), every allocation
+    /// count is finite. Never a timing assertion.
+    pub fn assert_sane(&self) {
+        for r in &self.throughput {
+            for &x in &r.rates {
+                assert!(
+                    x.is_finite() && x > 0.0,
+                    "{} / {}: rate {x}",
+                    r.workload.name(),
+                    r.peer
+                );
+            }
+        }
+        for w in Throughput::ALL {
+            let ran = self
+                .throughput
+                .iter()
+                .filter(|r| r.workload == w && !r.rates.is_empty());
+            assert!(ran.count() > 0, "{}: no peer ran it", w.name());
+        }
+        for r in &self.latency {
+            assert!(
+                !r.reps.is_empty(),
+                "{} / {}: not run",
+                r.workload.name(),
+                r.peer
+            );
+            r.reps.iter().for_each(Percentiles::assert_sane);
+        }
+        for a in &self.alloc {
+            for x in [a.tell_calls, a.tell_bytes, a.ask_calls, a.ask_bytes] {
+                assert!(x.is_finite(), "{}: allocation count {x}", a.peer);
+            }
+        }
+    }
+
+    /// One row per workload, peer and metric.
+    pub fn csv(&self) -> String {
+        let mut s = String::from("workload,peer,metric,unit,median,min,max,reps\n");
+        for r in &self.throughput {
+            if let Some((med, min, max)) = stats(&r.rates) {
+                let _ = writeln!(
+                    s,
+                    "{},{},rate,{},{med:.0},{min:.0},{max:.0},{}",
+                    r.workload.name(),
+                    r.peer,
+                    r.workload.unit(),
+                    r.rates.len()
+                );
+            }
+        }
+        for r in &self.latency {
+            for (label, f) in PERCENTILES {
+                let (med, min, max) = r.percentile(f);
+                let _ = writeln!(
+                    s,
+                    "{},{},{label},ns,{med:.0},{min:.0},{max:.0},{}",
+                    r.workload.name(),
+                    r.peer,
+                    r.reps.len()
+                );
+            }
+        }
+        for a in &self.alloc {
+            for (metric, unit, v) in [
+                ("tell_allocs", "allocs/msg", a.tell_calls),
+                ("tell_bytes", "bytes/msg", a.tell_bytes),
+                ("ask_allocs", "allocs/ask", a.ask_calls),
+                ("ask_bytes", "bytes/ask", a.ask_bytes),
+            ] {
+                let _ = writeln!(s, "allocations,{},{metric},{unit},{v:.3},,,", a.peer);
+            }
+        }
+        s
+    }
+
+    /// The three markdown tables (throughput, latency, allocations).
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let header = |s: &mut String, first: &str| {
+            let _ = write!(s, "| {first} |");
+            for p in &self.peers {
+                let _ = write!(s, " {p} |");
+            }
+            s.push_str("\n|---|");
+            s.push_str(&"---:|".repeat(self.peers.len()));
+            s.push('\n');
+        };
+
+        s.push_str("### Throughput (median of the repetitions; min–max in brackets)\n\n");
+        header(&mut s, "workload (unit)");
+        for w in Throughput::ALL {
+            let _ = write!(s, "| {} ({}) |", w.name(), w.unit());
+            for p in &self.peers {
+                match self.tp(w, p).and_then(|r| stats(&r.rates)) {
+                    Some((med, min, max)) => {
+                        let _ = write!(s, " **{}** ({}–{}) |", si(med), si(min), si(max));
+                    }
+                    None => s.push_str(" n/a |"),
+                }
+            }
+            s.push('\n');
+        }
+
+        s.push_str("\n### Ask latency (µs; median over the repetitions of each percentile)\n\n");
+        s.push_str("| workload | peer | p50 | p90 | p99 | p99.9 | max | asks per rep |\n");
+        s.push_str("|---|---|---:|---:|---:|---:|---:|---:|\n");
+        for w in Latency::ALL {
+            for p in &self.peers {
+                let Some(r) = self.lat(w, p) else { continue };
+                let _ = write!(s, "| {} | {p} |", w.name());
+                for (_, f) in PERCENTILES {
+                    let _ = write!(s, " {:.1} |", r.percentile(f).0 / 1e3);
+                }
+                let _ = writeln!(s, " {} |", r.reps[0].n);
+            }
+        }
+
+        s.push_str("\n### Heap allocations in steady state\n\n");
+        s.push_str(
+            "| peer | allocs per tell | bytes per tell | allocs per ask | bytes per ask |\n",
+        );
+        s.push_str("|---|---:|---:|---:|---:|\n");
+        for a in &self.alloc {
+            let _ = writeln!(
+                s,
+                "| {} | {:.2} | {:.0} | {:.2} | {:.0} |",
+                a.peer, a.tell_calls, a.tell_bytes, a.ask_calls, a.ask_bytes
+            );
+        }
+        s
+    }
+}
+
+/// `v` with an SI suffix and 3 significant digits: `12.3M`, `456k`, `7.89`.
+pub fn si(v: f64) -> String {
+    let (x, suffix) = if v >= 1e9 {
+        (v / 1e9, "G")
+    } else if v >= 1e6 {
+        (v / 1e6, "M")
+    } else if v >= 1e3 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    let digits = if x >= 100.0 {
+        0
+    } else if x >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{x:.digits$}{suffix}")
+}
+
+/// Where the outputs go: `COMPARE_OUT` if set (relative paths are relative to the package
+/// root, where `cargo bench` runs the binary), else `target/compare/` (honouring
+/// `CARGO_TARGET_DIR`). Created if needed.
+pub fn out_dir() -> PathBuf {
+    let dir = match std::env::var_os("COMPARE_OUT").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+            .join("compare"),
+    };
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
+}
