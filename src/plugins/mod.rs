@@ -1,11 +1,11 @@
 //! The built-in lifecycle plugins (rotor's): links, registry client, resources. Each is an
 //! ordinary [`Plugin`](crate::lifecycle::Plugin) written against the public actor API; an
-//! actor gets one the first time it uses it (a [`Context`](crate::Context) method, or an
+//! actor gets one the first time it uses it (a [`Context`] method, or an
 //! incoming link request), so actors that use none pay nothing.
 //!
 //! I-phase order (the S-phase runs in reverse): monitors (target side, then watcher side; no
 //! phase work), link server, link client, registry, resources, then the actor's own plugins
-//! ([`Actor::plugins`](crate::Actor::plugins)). `docs/lifecycle.md` has the table.
+//! ([`Actor::plugins`]). `docs/lifecycle.md` has the table.
 
 pub mod link;
 pub mod monitor;
