@@ -217,7 +217,8 @@ impl<A: Actor> ActorCell<A> {
         self.pins.set(self.pins.get().saturating_sub(1));
     }
 
-    /// True for a migratable actor running on its home shard.
+    /// True for a migratable actor (at home or not).
+    #[cfg_attr(coreactor_loom, allow(dead_code))]
     pub(crate) fn is_migratable(&self) -> bool {
         self.packer.is_some()
     }
