@@ -282,3 +282,51 @@ fn the_control_lane_is_not_blocked_by_a_full_mailbox() {
     assert_eq!(log.with_prefix("a:stopped"), ["a:stopped:stop requested"]);
     assert_eq!(kit.shard_stats(0).dead_letters, 4);
 }
+
+/// Panics in `stopping` and in a plugin's S-phase: the actor still shuts down, with the reason
+/// it was stopping for, and the plugin's panic is reported as a lifecycle error.
+struct PanicsWhileStopping;
+
+struct PanickyPlugin;
+
+impl Plugin<PanicsWhileStopping> for PanickyPlugin {
+    fn name(&self) -> &'static str {
+        "panicky"
+    }
+    fn shutdown(
+        &mut self,
+        _: &mut PanicsWhileStopping,
+        _: &mut Context<'_, PanicsWhileStopping>,
+    ) -> Progress {
+        panic!("plugin cannot shut down")
+    }
+}
+
+impl Actor for PanicsWhileStopping {
+    type Msg = ();
+    fn plugins(&mut self) -> Vec<Box<dyn Plugin<Self>>> {
+        vec![Box::new(PanickyPlugin)]
+    }
+    fn stopping(&mut self, _: &StopReason, _: &mut Context<'_, Self>) {
+        panic!("stopping hook panics")
+    }
+    fn handle(&mut self, _: (), _: &mut Context<'_, Self>) {}
+}
+
+#[test]
+fn panics_during_shutdown_do_not_keep_the_actor_alive() {
+    let kit = TestKit::new(1);
+    let a = kit.spawn_on(0, PanicsWhileStopping);
+    kit.run_until_idle();
+    assert_eq!(kit.state(&a), State::Operational);
+    a.stop().unwrap();
+    kit.run_until_idle();
+    assert_eq!(kit.state(&a), State::ShutDown);
+    let errors = kit.lifecycle_errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("plugin panicky failed its shutdown: panicked: plugin cannot shut down"),
+        "{errors:?}"
+    );
+    assert_eq!(kit.shard_stats(0).panics, 2);
+}

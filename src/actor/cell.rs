@@ -448,7 +448,13 @@ impl<A: Actor> ActorCell<A> {
             }
             match self.call_plugin(shard, i, |p, a, ctx| p.init(a, ctx)) {
                 None => return,
-                Some(Ok(Progress::Done)) => self.mark(i, |s| s.init_done = true),
+                Some(Ok(Progress::Done)) => {
+                    self.mark(i, |s| s.init_done = true);
+                    // The call may have added or reopened an earlier plugin (a user plugin
+                    // asking for a link): start over; done plugins are skipped.
+                    i = 0;
+                    continue;
+                }
                 Some(Ok(Progress::Pending)) => {
                     self.arm_phase_timer(shard, self.supervision.opts.init_timeout);
                     return;
@@ -464,7 +470,6 @@ impl<A: Actor> ActorCell<A> {
                     return;
                 }
             }
-            i += 1;
         }
         if self.state.get() != State::Initializing || self.stop_pending() {
             return;
