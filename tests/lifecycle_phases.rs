@@ -285,7 +285,7 @@ fn the_control_lane_is_not_blocked_by_a_full_mailbox() {
 
 /// Panics in `stopping` and in a plugin's S-phase: the actor still shuts down, with the reason
 /// it was stopping for, and the plugin's panic is reported as a lifecycle error.
-struct PanicsWhileStopping;
+struct PanicsWhileStopping(Log);
 
 struct PanickyPlugin;
 
@@ -310,13 +310,17 @@ impl Actor for PanicsWhileStopping {
     fn stopping(&mut self, _: &StopReason, _: &mut Context<'_, Self>) {
         panic!("stopping hook panics")
     }
+    fn stopped(&mut self, reason: &StopReason, _: &mut Context<'_, Self>) {
+        self.0.push(reason.to_string());
+    }
     fn handle(&mut self, _: (), _: &mut Context<'_, Self>) {}
 }
 
 #[test]
 fn panics_during_shutdown_do_not_keep_the_actor_alive() {
     let kit = TestKit::new(1);
-    let a = kit.spawn_on(0, PanicsWhileStopping);
+    let log = Log::default();
+    let a = kit.spawn_on(0, PanicsWhileStopping(log.clone()));
     kit.run_until_idle();
     assert_eq!(kit.state(&a), State::Operational);
     a.stop().unwrap();
@@ -329,4 +333,9 @@ fn panics_during_shutdown_do_not_keep_the_actor_alive() {
         "{errors:?}"
     );
     assert_eq!(kit.shard_stats(0).panics, 2);
+    // A failure like any other: the final reason is the (first) panic.
+    assert_eq!(
+        log.snapshot(),
+        ["panicked: stopping hook panics (while stopping: stop requested)"]
+    );
 }

@@ -99,6 +99,9 @@ pub(crate) struct ActorCell<A: Actor> {
     pending_stop: RefCell<Option<StopReason>>,
     /// Why the S-phase runs.
     reason: RefCell<Option<StopReason>>,
+    /// The first panic during the S-phase (in `stopping` or a plugin): the actor still goes
+    /// down, and its final reason says it failed.
+    shutdown_panic: RefCell<Option<String>>,
     /// Set when a stop is requested or a control message queued: checked after every message,
     /// so it is one `Cell` read instead of two `RefCell` borrows.
     interrupt: StdCell<bool>,
@@ -128,6 +131,7 @@ impl<A: Actor> ActorCell<A> {
             plugins: RefCell::new(Vec::new()),
             pending_stop: RefCell::new(None),
             reason: RefCell::new(None),
+            shutdown_panic: RefCell::new(None),
             interrupt: StdCell::new(false),
             started: StdCell::new(false),
             dirty: StdCell::new(false),
@@ -518,13 +522,16 @@ impl<A: Actor> ActorCell<A> {
             |a, ctx| a.stopping(&reason, ctx),
             StopReason::Panicked,
         );
-        // A panic in `stopping` is reported through the reason it already has.
-        self.pending_stop.borrow_mut().take();
+        // A panic in `stopping` does not start another S-phase: it marks this one as failed.
+        if let Some(StopReason::Panicked(m)) = self.pending_stop.borrow_mut().take() {
+            self.note_shutdown_panic(m);
+        }
         for i in (0..self.plugin_count()).rev() {
             self.mark(i, |s| s.shutdown_started = true);
             if let Some(Err(m)) =
                 self.call_plugin(shard, i, |p, a, ctx| p.shutdown_start(&reason, a, ctx))
             {
+                self.note_shutdown_panic(m.clone());
                 self.report(
                     shard,
                     LifecycleError::ShutdownFailed {
@@ -573,6 +580,7 @@ impl<A: Actor> ActorCell<A> {
                     self.mark(i, |s| s.shutdown_done = true);
                 }
                 Some(Err(m)) => {
+                    self.note_shutdown_panic(m.clone());
                     self.report(
                         shard,
                         LifecycleError::ShutdownFailed {
@@ -586,6 +594,13 @@ impl<A: Actor> ActorCell<A> {
             }
         }
         self.finish_stop(shard);
+    }
+
+    fn note_shutdown_panic(&self, message: String) {
+        let mut p = self.shutdown_panic.borrow_mut();
+        if p.is_none() {
+            *p = Some(message);
+        }
     }
 
     fn first_pending_shutdown_plugin(&self) -> &'static str {
@@ -755,6 +770,14 @@ impl<A: Actor> ActorCell<A> {
             .borrow_mut()
             .take()
             .unwrap_or(StopReason::Shutdown);
+        // A panic while shutting down is a failure like any other (the supervisor's restart
+        // policy sees it), even if the actor was stopping for a normal reason.
+        let reason = match self.shutdown_panic.borrow_mut().take() {
+            Some(m) if !reason.is_failure() => {
+                StopReason::Panicked(format!("{m} (while stopping: {reason})"))
+            }
+            _ => reason,
+        };
         let ever_ran = self.state.get() != State::New;
         self.set_state(shard, State::ShutDown);
         let meta = self.meta(shard);
