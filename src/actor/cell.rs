@@ -74,7 +74,10 @@ struct PluginSlot<A: Actor> {
 const USER_PLUGIN_RANK: u32 = 1000;
 
 /// Packs a migratable actor's cell for another shard (monomorphised where `A: Send`).
-pub(crate) type Packer<A> = fn(&ActorCell<A>, &ShardLocal) -> Box<dyn Movable>;
+pub(crate) type Packer<A> = fn(&ActorCell<A>, &ShardLocal, Vec<MovedPlugin<A>>) -> Box<dyn Movable>;
+
+/// A plugin's state travelling with its actor, with its rank.
+pub(crate) type MovedPlugin<A> = (u32, Box<dyn super::lifecycle::PluginTransfer<A>>);
 
 /// An actor as its shard holds it.
 pub(crate) struct ActorCell<A: Actor> {
@@ -906,11 +909,34 @@ impl<A: Actor> Cell for ActorCell<A> {
         let movable = self.home.is_none()
             && self.state.get() == State::Operational
             && self.pins.get() == 0
-            && self.plugins.borrow().is_empty()
+            && self
+                .plugins
+                .borrow()
+                .iter()
+                .all(|s| s.plugin.as_ref().is_some_and(|p| p.can_transfer()))
             && self.pending_stop.borrow().is_none()
             && self.phase_timer.get().is_none()
             && self.actor.borrow().is_some();
-        movable.then(|| packer(self, shard))
+        if !movable {
+            return None;
+        }
+        // All or nothing: a plugin refusing at the last moment gets its state back.
+        let mut moved = Vec::new();
+        for i in 0..self.plugin_count() {
+            let mut plugins = self.plugins.borrow_mut();
+            let slot = &mut plugins[i];
+            match slot.plugin.as_mut().and_then(|p| p.transfer()) {
+                Some(t) => moved.push((i, slot.rank, t)),
+                None => {
+                    for (j, _, t) in moved.drain(..).rev() {
+                        plugins[j].plugin = Some(t.attach());
+                    }
+                    return None;
+                }
+            }
+        }
+        let plugins = moved.into_iter().map(|(_, rank, t)| (rank, t)).collect();
+        Some(packer(self, shard, plugins))
     }
 
     fn drain(&self, shard: &ShardLocal) {
@@ -938,6 +964,7 @@ struct Moved<A: Actor + Send> {
     mailbox: VecDeque<Queued<A::Msg>>,
     control: VecDeque<Control>,
     supervision: Supervision,
+    plugins: Vec<MovedPlugin<A>>,
     home: HomeId,
 }
 
@@ -946,6 +973,7 @@ struct Moved<A: Actor + Send> {
 pub(crate) fn pack_cell<A: Actor + Send>(
     cell: &ActorCell<A>,
     shard: &ShardLocal,
+    plugins: Vec<MovedPlugin<A>>,
 ) -> Box<dyn Movable> {
     let actor = cell.actor.borrow_mut().take().expect("checked by pack");
     let mailbox = std::mem::take(&mut *cell.mailbox.borrow_mut());
@@ -959,6 +987,7 @@ pub(crate) fn pack_cell<A: Actor + Send>(
         mailbox,
         control,
         supervision,
+        plugins,
         home: HomeId {
             shared: shard.shared.clone(),
             slot: cell.slot,
@@ -980,6 +1009,7 @@ impl<A: Actor + Send> Movable for Moved<A> {
             mailbox,
             control,
             supervision,
+            plugins,
             home,
         } = *self;
         let mut cell =
@@ -989,6 +1019,16 @@ impl<A: Actor + Send> Movable for Moved<A> {
         }
         cell.state.set(State::Operational);
         cell.started.set(true);
+        *cell.plugins.borrow_mut() = plugins
+            .into_iter()
+            .map(|(rank, t)| PluginSlot {
+                rank,
+                plugin: Some(t.attach()),
+                init_done: true,
+                shutdown_started: false,
+                shutdown_done: false,
+            })
+            .collect();
         *cell.mailbox.borrow_mut() = mailbox;
         let interrupt = !control.is_empty();
         *cell.control.borrow_mut() = control;

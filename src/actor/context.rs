@@ -189,6 +189,40 @@ impl<'a, A: Actor> Context<'a, A> {
         )
     }
 
+    /// [`spawn_child_on`](Self::spawn_child_on) for a **migratable** child (see
+    /// [`spawn_migratable_on`](Self::spawn_migratable_on)): work stealing may move it, its
+    /// supervisor keeps supervising it through its unchanged address.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::NoSuchShard`], [`SpawnError::ShardFull`], [`SpawnError::Shutdown`].
+    pub fn spawn_migratable_child_on<B, F>(
+        &mut self,
+        shard: usize,
+        opts: ChildOptions,
+        factory: F,
+    ) -> Result<Addr<B>, SpawnError>
+    where
+        B: Actor + Send,
+        F: FnOnce() -> B + Send + 'static,
+    {
+        let peers = &self.shard.peers;
+        let target = peers.get(shard).ok_or(SpawnError::NoSuchShard {
+            shard,
+            shards: peers.len(),
+        })?;
+        let supervision = Supervision {
+            parent: Some(self.actor_ref()),
+            opts,
+        };
+        crate::runtime::spawn_remote_with(
+            target,
+            factory,
+            supervision,
+            Some(super::cell::pack_cell::<B>),
+        )
+    }
+
     /// Sends a child its start signal (it becomes operational if it is initialized).
     pub fn start_child(&mut self, child: &ActorRef) {
         let _ = child.send_control(Control::Start);

@@ -231,6 +231,20 @@ pub trait Plugin<A: Actor>: AsAnyMut + 'static {
         let _ = (reason, actor, ctx);
     }
 
+    /// Work stealing: true if this plugin's state may travel with its (migratable, operational)
+    /// actor to another shard right now. The default, `false`, keeps the actor where it is: a
+    /// plugin holding shard-bound state (a closure, a pending request) must not move.
+    fn can_transfer(&self) -> bool {
+        false
+    }
+
+    /// Work stealing: the plugin's state, ready to travel (called only after every plugin of
+    /// the actor answered [`can_transfer`](Self::can_transfer) with `true`; the plugin left
+    /// behind is dropped). `None` cancels the move.
+    fn transfer(&mut self) -> Option<Box<dyn PluginTransfer<A>>> {
+        None
+    }
+
     /// Offered a control message; returns it if it is not for this plugin.
     fn control(
         &mut self,
@@ -241,6 +255,12 @@ pub trait Plugin<A: Actor>: AsAnyMut + 'static {
         let _ = (actor, ctx);
         Some(msg)
     }
+}
+
+/// A plugin's state on its way to another shard with its actor (work stealing).
+pub trait PluginTransfer<A: Actor>: Send {
+    /// Rebuilds the plugin on the actor's new shard.
+    fn attach(self: Box<Self>) -> Box<dyn Plugin<A>>;
 }
 
 /// Lets [`Context::with_plugin`](crate::Context::with_plugin) find a plugin by type;

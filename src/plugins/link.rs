@@ -69,7 +69,7 @@
 #![deny(unsafe_code)]
 
 use super::{LINK_CLIENT_RANK, LINK_SERVER_RANK};
-use crate::actor::lifecycle::{Plugin, Progress, State, SystemMsg};
+use crate::actor::lifecycle::{Plugin, PluginTransfer, Progress, State, SystemMsg};
 use crate::{Actor, ActorRef, Context, LinkError, StopReason, TimerId};
 use std::sync::Arc;
 
@@ -365,6 +365,24 @@ impl<A: Actor> Plugin<A> for LinkClient<A> {
         "link-client"
     }
 
+    /// Movable while every link is established and no callback waits.
+    fn can_transfer(&self) -> bool {
+        self.servers
+            .iter()
+            .all(|s| matches!(s.phase, Phase::Linked) && s.then.is_none())
+    }
+
+    fn transfer(&mut self) -> Option<Box<dyn PluginTransfer<A>>> {
+        let servers = std::mem::take(&mut self.servers)
+            .into_iter()
+            .map(|s| (s.server, s.id))
+            .collect();
+        Some(Box::new(LinkClientState {
+            next_id: self.next_id,
+            servers,
+        }))
+    }
+
     fn init(&mut self, _actor: &mut A, _ctx: &mut Context<'_, A>) -> Progress {
         if self
             .servers
@@ -488,6 +506,18 @@ impl LinkServer {
 impl<A: Actor> Plugin<A> for LinkServer {
     fn name(&self) -> &'static str {
         "link-server"
+    }
+
+    /// Movable while no request waits for this actor to start (it is operational when it
+    /// moves, so none should): the clients' references travel with it.
+    fn can_transfer(&self) -> bool {
+        self.clients.iter().all(|c| c.pending.is_none())
+    }
+
+    fn transfer(&mut self) -> Option<Box<dyn PluginTransfer<A>>> {
+        Some(Box::new(LinkServer {
+            clients: std::mem::take(&mut self.clients),
+        }))
     }
 
     fn start(&mut self, _actor: &mut A, _ctx: &mut Context<'_, A>) {
@@ -695,6 +725,37 @@ impl<A: Actor> Context<'_, A> {
                 .collect()
         })
         .unwrap_or_default()
+    }
+}
+
+impl<A: Actor> PluginTransfer<A> for LinkServer {
+    fn attach(self: Box<Self>) -> Box<dyn Plugin<A>> {
+        self
+    }
+}
+
+/// The client side's state while it travels: established links only (a pending request or a
+/// callback is shard-bound).
+struct LinkClientState {
+    next_id: u64,
+    servers: Vec<(ActorRef, u64)>,
+}
+
+impl<A: Actor> PluginTransfer<A> for LinkClientState {
+    fn attach(self: Box<Self>) -> Box<dyn Plugin<A>> {
+        Box::new(LinkClient::<A> {
+            next_id: self.next_id,
+            servers: self
+                .servers
+                .into_iter()
+                .map(|(server, id)| ServerLink {
+                    server,
+                    id,
+                    phase: Phase::Linked,
+                    then: None,
+                })
+                .collect(),
+        })
     }
 }
 

@@ -37,7 +37,7 @@
 #![deny(unsafe_code)]
 
 use super::{MONITORED_RANK, MONITORS_RANK};
-use crate::actor::lifecycle::{Plugin, SystemMsg};
+use crate::actor::lifecycle::{Plugin, PluginTransfer, SystemMsg};
 use crate::{Actor, ActorRef, Context, StopReason};
 
 /// Identifies one monitor of a watcher ([`Context::monitor`]); unique per watcher.
@@ -206,6 +206,19 @@ impl<A: Actor> Plugin<A> for Monitors<A> {
         "monitors"
     }
 
+    /// Movable only while it watches nothing (its callbacks cannot leave the shard).
+    fn can_transfer(&self) -> bool {
+        self.watching.is_empty()
+    }
+
+    fn transfer(&mut self) -> Option<Box<dyn PluginTransfer<A>>> {
+        self.watching.is_empty().then(|| {
+            Box::new(MonitorsState {
+                next_id: self.next_id,
+            }) as Box<dyn PluginTransfer<A>>
+        })
+    }
+
     fn finished(&mut self, _reason: &StopReason, _actor: &mut A, ctx: &mut Context<'_, A>) {
         let watcher = ctx.actor_ref();
         for w in self.watching.drain(..) {
@@ -244,6 +257,17 @@ pub struct Monitored {
 impl<A: Actor> Plugin<A> for Monitored {
     fn name(&self) -> &'static str {
         "monitored"
+    }
+
+    /// The watchers' references travel with a migrating actor (its address does not change).
+    fn can_transfer(&self) -> bool {
+        true
+    }
+
+    fn transfer(&mut self) -> Option<Box<dyn PluginTransfer<A>>> {
+        Some(Box::new(Monitored {
+            watchers: std::mem::take(&mut self.watchers),
+        }))
     }
 
     fn finished(&mut self, reason: &StopReason, _actor: &mut A, ctx: &mut Context<'_, A>) {
@@ -369,5 +393,26 @@ impl<A: Actor> Context<'_, A> {
     pub fn demonitor(&mut self, id: MonitorId) -> bool {
         self.with_plugin(|m: &mut Monitors<A>, ctx| m.demonitor(id, ctx))
             .unwrap_or(false)
+    }
+}
+
+impl<A: Actor> PluginTransfer<A> for Monitored {
+    fn attach(self: Box<Self>) -> Box<dyn Plugin<A>> {
+        self
+    }
+}
+
+/// The watcher side's state while it travels (only when it watches nothing: its callbacks
+/// are shard-bound closures).
+struct MonitorsState {
+    next_id: u64,
+}
+
+impl<A: Actor> PluginTransfer<A> for MonitorsState {
+    fn attach(self: Box<Self>) -> Box<dyn Plugin<A>> {
+        Box::new(Monitors::<A> {
+            next_id: self.next_id,
+            watching: Vec::new(),
+        })
     }
 }

@@ -27,7 +27,7 @@
 #![deny(unsafe_code)]
 
 use super::REGISTRY_RANK;
-use crate::actor::lifecycle::{Plugin, Progress, State, SystemMsg};
+use crate::actor::lifecycle::{Plugin, PluginTransfer, Progress, State, SystemMsg};
 use crate::registry::{Answer, Request, Response};
 use crate::{Actor, ActorRef, Addr, Context, RegistryError, StopReason, TimerId};
 use std::collections::HashMap;
@@ -294,6 +294,24 @@ impl<A: Actor> Plugin<A> for RegistryClient<A> {
         "registry"
     }
 
+    /// Movable while nothing is in flight (no registration, discovery or departure waits for
+    /// an answer): its names point at the actor's address, which does not change.
+    fn can_transfer(&self) -> bool {
+        self.registering.is_empty()
+            && self.discoveries.is_empty()
+            && self.leaving.is_none()
+            && self.failure.is_none()
+    }
+
+    fn transfer(&mut self) -> Option<Box<dyn PluginTransfer<A>>> {
+        Some(Box::new(RegistryClientState {
+            registry: self.registry.clone(),
+            next_id: self.next_id,
+            names: std::mem::take(&mut self.names),
+            dirty: self.dirty,
+        }))
+    }
+
     fn init(&mut self, _actor: &mut A, _ctx: &mut Context<'_, A>) -> Progress {
         if let Some(e) = &self.failure {
             return Progress::Failed(StopReason::Registry(e.clone()));
@@ -550,6 +568,24 @@ impl<A: Actor> Context<'_, A> {
         // The plugin is only out of its slot while one of its own callbacks runs (an
         // `on_found` hook); a discovery made from there is refused.
         discovered.unwrap_or(DiscoveryId(0))
+    }
+}
+
+/// The registry client's state while it travels with its actor (nothing in flight).
+struct RegistryClientState {
+    registry: Option<ActorRef>,
+    next_id: u64,
+    names: Vec<String>,
+    dirty: bool,
+}
+
+impl<A: Actor> PluginTransfer<A> for RegistryClientState {
+    fn attach(self: Box<Self>) -> Box<dyn Plugin<A>> {
+        let mut c = RegistryClient::<A>::new(self.registry);
+        c.next_id = self.next_id;
+        c.names = self.names;
+        c.dirty = self.dirty;
+        Box::new(c)
     }
 }
 

@@ -6,7 +6,7 @@
 //! S-phase) waits; the release re-polls the phase. The phase timeouts bound the wait.
 
 use super::RESOURCES_RANK;
-use crate::actor::lifecycle::{Plugin, Progress};
+use crate::actor::lifecycle::{Plugin, PluginTransfer, Progress};
 use crate::{Actor, Context};
 use std::collections::HashMap;
 
@@ -59,6 +59,15 @@ impl Resources {
 impl<A: Actor> Plugin<A> for Resources {
     fn name(&self) -> &'static str {
         "resources"
+    }
+
+    /// Movable while nothing is held.
+    fn can_transfer(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    fn transfer(&mut self) -> Option<Box<dyn PluginTransfer<A>>> {
+        Some(Box::new(Resources::default()))
     }
 
     fn init(&mut self, _actor: &mut A, _ctx: &mut Context<'_, A>) -> Progress {
@@ -127,5 +136,11 @@ impl<A: Actor> Context<'_, A> {
     pub fn holds(&mut self, id: ResourceId) -> bool {
         self.with_plugin(|r: &mut Resources, _| r.held.contains_key(&id))
             .unwrap_or(false)
+    }
+}
+
+impl<A: Actor> PluginTransfer<A> for Resources {
+    fn attach(self: Box<Self>) -> Box<dyn Plugin<A>> {
+        self
     }
 }

@@ -166,19 +166,44 @@ impl ChildSpec {
         F: Fn() -> B + Send + Sync + 'static,
     {
         let factory = Arc::new(factory);
+        ChildSpec::with_start(
+            name.into(),
+            Arc::new(move |ctx, shard, opts| {
+                let f = factory.clone();
+                ctx.spawn_child_on(shard, opts, move || f())
+                    .map(ActorRef::from)
+            }),
+        )
+    }
+
+    fn with_start(name: String, start: Arc<Starter>) -> ChildSpec {
         ChildSpec {
-            name: name.into(),
+            name,
             shard: None,
             restart: Restart::default(),
             opts: ChildOptions::default(),
             escalate_failure: false,
             autoshutdown_supervisor: false,
-            start: Arc::new(move |ctx, shard, opts| {
+            start,
+        }
+    }
+
+    /// A **migratable** child (its state is `Send` and owns nothing shard-bound): when its
+    /// shard is busy, work stealing may move it to an idle one; supervision is unaffected.
+    pub fn migratable<B, F>(name: impl Into<String>, factory: F) -> ChildSpec
+    where
+        B: Actor + Send,
+        F: Fn() -> B + Send + Sync + 'static,
+    {
+        let factory = Arc::new(factory);
+        ChildSpec::with_start(
+            name.into(),
+            Arc::new(move |ctx, shard, opts| {
                 let f = factory.clone();
-                ctx.spawn_child_on(shard, opts, move || f())
+                ctx.spawn_migratable_child_on(shard, opts, move || f())
                     .map(ActorRef::from)
             }),
-        }
+        )
     }
 
     /// The child's name (unique among its siblings by convention; used in reasons).
