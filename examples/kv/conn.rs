@@ -153,6 +153,10 @@ impl Conn {
     /// stops the actor when it is done.
     fn pump(&mut self, ctx: &mut Context<'_, Self>) {
         while self.closing.is_none() {
+            // Completed replies leave the in-flight window first: otherwise a window full of
+            // completed slots blocks `dispatch`, the last completion leaves nothing in flight,
+            // and the buffered input is never parsed again (a stall).
+            self.emit();
             if self.need_read && !self.blocked() {
                 match self.io.read_ready() {
                     Ok(ReadOutcome::WouldBlock | ReadOutcome::Eof) => self.need_read = false,
