@@ -11,7 +11,7 @@ mod common;
 use common::XorShift64;
 use coreactor::config::StealConfig;
 use coreactor::testkit::TestKit;
-use coreactor::{Actor, Addr, Context, Reply, Runtime, SendError};
+use coreactor::{Actor, Addr, AskError, Context, Reply, Runtime, SendError};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -330,4 +330,58 @@ fn on_real_threads_an_idle_shard_takes_work_from_a_busy_one() {
         "shard 1 took work from shard 0: {stats:?}"
     );
     rt.shutdown().unwrap();
+}
+
+#[test]
+fn asks_and_stops_in_flight_during_a_move_are_delivered_once() {
+    for order in 0..4 {
+        let kit = TestKit::with_steal(2, steal_config());
+        let rs: Vec<Addr<Recorder>> = (0..4)
+            .map(|_| kit.spawn_migratable_on(0, Recorder::default()))
+            .collect();
+        kit.run_until_idle();
+        for r in &rs {
+            for i in 0..100 {
+                r.tell(RecMsg::Data(1, i)).unwrap();
+            }
+        }
+        kit.step(0);
+        // The steal request and these messages race towards shard 0 in an order the loop
+        // picks; either way each is delivered once, where the actor is.
+        let mut asks = Vec::new();
+        if order % 2 == 0 {
+            assert!(kit.steal(1));
+        }
+        for r in &rs {
+            asks.push(r.ask_async(RecMsg::Shard, Duration::from_secs(5)));
+        }
+        rs[order].stop().unwrap();
+        if order % 2 == 1 {
+            assert!(kit.steal(1));
+        }
+        for _ in 0..order {
+            kit.step(1);
+        }
+        kit.run_until_idle();
+        for (i, a) in asks.into_iter().enumerate() {
+            let shard = common::block_on(a);
+            if i == order {
+                // The stop (control lane) overtakes the queued ask: the ask is a dead letter
+                // and its asker is told, whichever shard the actor was on.
+                assert_eq!(shard, Err(AskError::Dropped), "order {order}");
+            } else {
+                assert!(shard.is_ok(), "order {order}, actor {i}: {shard:?}");
+            }
+        }
+        assert!(!rs[order].is_alive());
+        let alive = rs.iter().filter(|r| r.is_alive()).count();
+        assert_eq!(alive, 3);
+        assert_eq!(kit.actor_count(0) + kit.actor_count(1), 3, "order {order}");
+        for (i, r) in rs.iter().enumerate() {
+            if i != order {
+                let (seen, _) = kit.ask(r, RecMsg::Log).unwrap();
+                assert_eq!(seen.len(), 100, "order {order}, actor {i}");
+            }
+        }
+    }
 }
