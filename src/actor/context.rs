@@ -56,6 +56,18 @@ impl<'a, A: Actor> Context<'a, A> {
         self.shard.peers.len()
     }
 
+    /// Shard `shard`'s shared half, or the typed error for a shard that does not exist.
+    fn peer(
+        &self,
+        shard: usize,
+    ) -> Result<&crate::sync::Arc<crate::shard::ShardShared>, SpawnError> {
+        let peers = &self.shard.peers;
+        peers.get(shard).ok_or(SpawnError::NoSuchShard {
+            shard,
+            shards: peers.len(),
+        })
+    }
+
     /// The shard's clock: time since the runtime started, refreshed once per loop iteration
     /// (virtual under the test kit).
     pub fn now(&self) -> Duration {
@@ -147,11 +159,7 @@ impl<'a, A: Actor> Context<'a, A> {
         B: Actor,
         F: FnOnce() -> B + Send + 'static,
     {
-        let peers = &self.shard.peers;
-        let target = peers.get(shard).ok_or(SpawnError::NoSuchShard {
-            shard,
-            shards: peers.len(),
-        })?;
+        let target = self.peer(shard)?;
         let supervision = Supervision {
             parent: Some(self.actor_ref()),
             opts,
@@ -176,11 +184,7 @@ impl<'a, A: Actor> Context<'a, A> {
         B: Actor + Send,
         F: FnOnce() -> B + Send + 'static,
     {
-        let peers = &self.shard.peers;
-        let target = peers.get(shard).ok_or(SpawnError::NoSuchShard {
-            shard,
-            shards: peers.len(),
-        })?;
+        let target = self.peer(shard)?;
         crate::runtime::spawn_remote_with(
             target,
             factory,
@@ -206,11 +210,7 @@ impl<'a, A: Actor> Context<'a, A> {
         B: Actor + Send,
         F: FnOnce() -> B + Send + 'static,
     {
-        let peers = &self.shard.peers;
-        let target = peers.get(shard).ok_or(SpawnError::NoSuchShard {
-            shard,
-            shards: peers.len(),
-        })?;
+        let target = self.peer(shard)?;
         let supervision = Supervision {
             parent: Some(self.actor_ref()),
             opts,
@@ -250,11 +250,7 @@ impl<'a, A: Actor> Context<'a, A> {
         B: Actor,
         F: FnOnce() -> B + Send + 'static,
     {
-        let peers = &self.shard.peers;
-        let target = peers.get(shard).ok_or(SpawnError::NoSuchShard {
-            shard,
-            shards: peers.len(),
-        })?;
+        let target = self.peer(shard)?;
         crate::runtime::spawn_remote(target, factory)
     }
 
