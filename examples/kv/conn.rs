@@ -26,13 +26,24 @@
 //! * A client that disconnects: commands it sent completely are still executed (they may be
 //!   writes), their replies are discarded if the socket is gone, and the actor stops.
 //! * Any of these touches this connection only.
+//!
+//! # Lifecycle
+//!
+//! An [`Acceptor`] discovers every store by name (`kv.shard.N`, waiting for names not
+//! registered yet) and links to each in its I-phase; links are "operational only", so the
+//! acceptor is initialized only once every store has replayed its log, and it registers the
+//! listener in `started`. A [`Conn`] links to its acceptor. Links make shutdown run clients
+//! first: connections, then acceptors, then stores; and a store that goes down takes the
+//! acceptors (and through them the connections) down with it, to be restarted by their
+//! supervisors once it is back.
 
 use super::resp::{self, Limits, ProtocolError};
 use super::storage::{Op, OpResult, shard_of};
-use super::store::{Item, Results, Store, StoreMsg, Tag};
+use super::store::{Item, Results, Store, StoreMsg, Tag, store_name};
+use super::wiring::{EngineEvent, Events};
 use coreactor::io::Readiness;
 use coreactor::net::{ReadOutcome, TcpAcceptor, TcpConn};
-use coreactor::{Actor, Addr, AskError, Context, Reply};
+use coreactor::{Actor, ActorRef, Addr, AskError, Context, RegistryError, Reply, StopReason};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,6 +116,8 @@ pub enum ConnMsg {
 /// A client connection. See the [module docs](self).
 pub struct Conn {
     io: TcpConn,
+    /// The acceptor that spawned it: linked to in `init`.
+    acceptor: ActorRef,
     stores: Arc<[Addr<Store>]>,
     cfg: Arc<ConnConfig>,
     slots: VecDeque<Slot>,
@@ -125,6 +138,7 @@ impl Conn {
     /// The error of making the socket non-blocking.
     pub fn new(
         stream: std::net::TcpStream,
+        acceptor: ActorRef,
         stores: Arc<[Addr<Store>]>,
         cfg: Arc<ConnConfig>,
     ) -> std::io::Result<Conn> {
@@ -132,6 +146,7 @@ impl Conn {
         let io = TcpConn::new(stream)?.with_read_limit(cfg.limits.max_request);
         Ok(Conn {
             io,
+            acceptor,
             stores,
             cfg,
             slots: VecDeque::new(),
@@ -441,10 +456,19 @@ fn encode(slot: Slot, out: &mut Vec<u8>) {
 impl Actor for Conn {
     type Msg = ConnMsg;
 
+    fn init(&mut self, ctx: &mut Context<'_, Self>) {
+        // The acceptor outlives its connections: its shutdown (or restart) closes them first.
+        ctx.link(&self.acceptor);
+    }
+
     fn started(&mut self, ctx: &mut Context<'_, Self>) {
         if self.io.register(ctx, ConnMsg::Io).is_err() {
             ctx.stop();
+            return;
         }
+        // The client may have written while the link was being confirmed: read what is there
+        // now rather than rely on an edge for data that arrived before the registration.
+        self.pump(ctx);
     }
 
     fn handle(&mut self, msg: ConnMsg, ctx: &mut Context<'_, Self>) {
@@ -462,10 +486,8 @@ impl Actor for Conn {
 
 /// Messages of an [`Acceptor`].
 pub enum AcceptorMsg {
-    /// Start accepting (register the listener); answers the registration's outcome.
-    Start(Reply<Result<(), String>>),
-    /// Stop accepting (deregister); existing connections go on.
-    Pause(Reply<()>),
+    /// The store of shard `.0` was discovered (and is being linked to).
+    Found(usize, Result<Addr<Store>, RegistryError>),
     /// The listener has connections waiting.
     Ready,
     /// Connections accepted so far.
@@ -474,25 +496,47 @@ pub enum AcceptorMsg {
     Resume,
 }
 
-/// Accepts connections on its shard and spawns a [`Conn`] for each, on the same shard.
+/// Accepts connections on its shard and spawns a [`Conn`] for each, on the same shard. See the
+/// [module docs](self) for its lifecycle.
 pub struct Acceptor {
-    listener: TcpAcceptor,
+    /// Its own clone of the shared listener, or why it could not be made.
+    listener: Result<TcpAcceptor, String>,
+    /// The stores, by shard, as they are discovered.
+    found: Vec<Option<Addr<Store>>>,
     stores: Arc<[Addr<Store>]>,
     cfg: Arc<ConnConfig>,
+    events: Events,
     accepted: u64,
-    /// Paused by [`AcceptorMsg::Pause`]: stays deregistered.
-    paused: bool,
+    /// Shutting down: stays deregistered.
+    closing: bool,
 }
 
 impl Acceptor {
-    /// An acceptor for its own clone of the shared listener.
-    pub fn new(listener: TcpAcceptor, stores: Arc<[Addr<Store>]>, cfg: Arc<ConnConfig>) -> Self {
+    /// An acceptor for `listener` (its own clone of the shared one, or the error of making
+    /// it, which fails the init) serving a store per shard of `shards`.
+    pub fn new(
+        listener: std::io::Result<TcpAcceptor>,
+        shards: usize,
+        cfg: Arc<ConnConfig>,
+        events: Events,
+    ) -> Self {
         Acceptor {
-            listener,
-            stores,
+            listener: listener.map_err(|e| format!("cannot clone the listener: {e}")),
+            found: vec![None; shards],
+            stores: Arc::new([]),
             cfg,
+            events,
             accepted: 0,
-            paused: false,
+            closing: false,
+        }
+    }
+
+    fn listen(&mut self, ctx: &mut Context<'_, Self>) -> std::io::Result<()> {
+        match &mut self.listener {
+            // Level-triggered, one accept per poll: every shard's acceptor shares the listener,
+            // so connections spread over the shards that poll it.
+            Ok(l) => l.register_shared(ctx, 1, |_| AcceptorMsg::Ready).map(drop),
+            Err(e) => Err(std::io::Error::other(e.clone())),
         }
     }
 }
@@ -500,35 +544,76 @@ impl Acceptor {
 impl Actor for Acceptor {
     type Msg = AcceptorMsg;
 
+    fn init(&mut self, ctx: &mut Context<'_, Self>) {
+        if let Err(e) = &self.listener {
+            let why = format!("acceptor on shard {}: {e}", ctx.shard_id());
+            let _ = self.events.send(EngineEvent::Failed(why.clone()));
+            ctx.stop_with(StopReason::Failed(why));
+            return;
+        }
+        // Each discovery (delayed: a store may not have registered yet) and each link holds
+        // the I-phase; a link waits until its store is operational, i.e. replayed.
+        for shard in 0..self.found.len() {
+            ctx.discover_and_link::<Store>(store_name(shard), true, move |r| {
+                AcceptorMsg::Found(shard, r)
+            });
+        }
+    }
+
+    fn started(&mut self, ctx: &mut Context<'_, Self>) {
+        let stores: Option<Vec<Addr<Store>>> = self.found.iter().cloned().collect();
+        let Some(stores) = stores else {
+            ctx.stop_with(StopReason::Failed("a store was not discovered".into()));
+            return;
+        };
+        self.stores = stores.into();
+        match self.listen(ctx) {
+            Ok(()) => {
+                let _ = self.events.send(EngineEvent::Accepting(ctx.shard_id()));
+            }
+            Err(e) => {
+                let why = format!("acceptor on shard {}: {e}", ctx.shard_id());
+                let _ = self.events.send(EngineEvent::Failed(why.clone()));
+                ctx.stop_with(StopReason::Failed(why));
+            }
+        }
+    }
+
+    fn stopping(&mut self, _reason: &StopReason, ctx: &mut Context<'_, Self>) {
+        // Stop accepting at once; the linked connections are asked to unlink (and stop).
+        self.closing = true;
+        if let Ok(l) = &mut self.listener {
+            let _ = l.deregister(ctx);
+        }
+    }
+
     fn handle(&mut self, msg: AcceptorMsg, ctx: &mut Context<'_, Self>) {
         match msg {
-            AcceptorMsg::Start(reply) => {
-                // Level-triggered, one accept per poll: every shard's acceptor shares the
-                // listener, so connections spread over the shards that poll it.
-                let r = self
-                    .listener
-                    .register_shared(ctx, 1, |_| AcceptorMsg::Ready);
-                reply.send(r.map(|_| ()).map_err(|e| e.to_string()));
+            AcceptorMsg::Found(shard, found) => {
+                // A failed discovery fails the I-phase before this message is made.
+                if let (Ok(store), Some(slot)) = (found, self.found.get_mut(shard)) {
+                    *slot = Some(store);
+                }
             }
-            AcceptorMsg::Pause(reply) => {
-                self.paused = true;
-                let _ = self.listener.deregister(ctx);
-                reply.send(());
-            }
+            AcceptorMsg::Ready if self.closing => {}
             AcceptorMsg::Ready => {
+                let Ok(listener) = &mut self.listener else {
+                    return;
+                };
                 let mut streams = Vec::new();
-                if let Err(e) = self.listener.accept_ready(|s, _| streams.push(s)) {
+                if let Err(e) = listener.accept_ready(|s, _| streams.push(s)) {
                     // Out of descriptors, typically: the listener would be reported again at
                     // every poll, so look away for a while instead of spinning on it.
                     eprintln!(
                         "kv: accept on shard {}: {e}; pausing 100 ms",
                         ctx.shard_id()
                     );
-                    let _ = self.listener.deregister(ctx);
+                    let _ = listener.deregister(ctx);
                     ctx.send_after(Duration::from_millis(100), AcceptorMsg::Resume);
                 }
+                let me = ctx.actor_ref();
                 for stream in streams {
-                    let conn = Conn::new(stream, self.stores.clone(), self.cfg.clone());
+                    let conn = Conn::new(stream, me.clone(), self.stores.clone(), self.cfg.clone());
                     if let Ok(conn) = conn
                         && ctx.spawn(conn).is_ok()
                     {
@@ -537,12 +622,9 @@ impl Actor for Acceptor {
                 }
             }
             AcceptorMsg::Accepted(reply) => reply.send(self.accepted),
-            AcceptorMsg::Resume if self.paused => {}
+            AcceptorMsg::Resume if self.closing => {}
             AcceptorMsg::Resume => {
-                if let Err(e) = self
-                    .listener
-                    .register_shared(ctx, 1, |_| AcceptorMsg::Ready)
-                {
+                if let Err(e) = self.listen(ctx) {
                     eprintln!("kv: acceptor on shard {}: {e}", ctx.shard_id());
                 }
             }

@@ -15,11 +15,39 @@
 //!
 //! With [`Fsync::Every`] an interval timer syncs the log when it has unsynced records. Syncs
 //! run on the shard's thread: while one runs, that shard serves nothing else.
+//!
+//! # Lifecycle
+//!
+//! * **I-phase.** `init` registers `kv.shard.N` in the runtime's registry and acquires the
+//!   [`REPLAY`] resource; the log is replayed in chunks of [`REPLAY_CHUNK`] bytes, one
+//!   [`StoreMsg::ReplayStep`] each (sent to itself with `notify`, so the shard serves its
+//!   other actors between chunks), and the resource is released when the replay is done. The
+//!   store becomes operational (and its name usable by clients that link "operational only")
+//!   only then. A log that cannot be opened or read fails the init.
+//! * **S-phase.** `stopping` acquires the [`FLUSH`] resource and sends itself
+//!   [`StoreMsg::FinalFlush`]; that message (behind every batch already queued) commits, syncs,
+//!   reports the outcome as [`EngineEvent::Flushed`] and releases the resource, which lets the
+//!   S-phase go on (names unregistered, then the linked acceptors are waited for). Batches that
+//!   still arrive are served as usual; `stopped` writes out and syncs whatever they logged.
 
 use super::resp::Limits;
-use super::storage::{Fsync, Log, Op, OpResult, Partition, Recovery, log_path};
+use super::storage::{Fsync, Log, Op, OpResult, Partition, Recovery, Replay, log_path};
+use super::wiring::{EngineEvent, Events};
+use coreactor::plugins::resources::ResourceId;
 use coreactor::{Actor, Context, Reply, StopReason};
 use std::path::PathBuf;
+
+/// The resource that holds the I-phase while the log is replayed.
+pub const REPLAY: ResourceId = 1;
+/// The resource that holds the S-phase until the final flush is done.
+pub const FLUSH: ResourceId = 2;
+/// Log bytes replayed per [`StoreMsg::ReplayStep`].
+pub const REPLAY_CHUNK: u64 = 4 << 20;
+
+/// The registry name of shard `shard`'s store.
+pub fn store_name(shard: usize) -> String {
+    format!("kv.shard.{shard}")
+}
 
 /// One request inside a batch: `tag` is the caller's, handed back with the result.
 #[derive(Debug)]
@@ -73,12 +101,13 @@ pub enum StoreMsg {
     Commit,
     /// The periodic sync of [`Fsync::Every`].
     Tick,
-    /// Answers once the log is replayed: what replay found, or why the store cannot serve.
-    Replayed(Reply<Result<Recovery, String>>),
+    /// Replay the next chunk of the log (I-phase; sent by the store to itself).
+    ReplayStep,
     /// A snapshot of the counters.
     Stats(Reply<StoreStats>),
-    /// Write out and sync everything now (graceful shutdown).
-    Flush(Reply<Result<(), String>>),
+    /// Write out and sync everything, then release [`FLUSH`] (S-phase; sent by the store to
+    /// itself).
+    FinalFlush,
 }
 
 /// Where a store keeps its log and how it syncs it.
@@ -90,25 +119,39 @@ pub struct StoreConfig {
     pub fsync: Fsync,
     /// Request limits (also bound log records at replay).
     pub limits: Limits,
+    /// Where replay outcomes and final flushes are reported.
+    pub events: Events,
+}
+
+/// Where a store is in its life.
+enum Phase {
+    /// Not initialized yet.
+    New,
+    /// Replaying its log into the partition (the I-phase).
+    Replaying(Partition, Replay),
+    /// Serving.
+    Ready(Partition, Log),
+    /// Refusing everything: why.
+    Failed(String),
 }
 
 /// The storage actor of one shard. See the [module docs](self).
 pub struct Store {
     shard: usize,
     cfg: StoreConfig,
-    state: Result<(Partition, Log), String>,
+    state: Phase,
     held: Vec<(Reply<Results>, Results)>,
     commit_queued: bool,
     stats: StoreStats,
 }
 
 impl Store {
-    /// A store for shard `shard`; it opens and replays its log in `started`, on its shard.
+    /// A store for shard `shard`; it opens and replays its log in its I-phase, on its shard.
     pub fn new(shard: usize, cfg: StoreConfig) -> Store {
         Store {
             shard,
             cfg,
-            state: Err("not started".into()),
+            state: Phase::New,
             held: Vec::new(),
             commit_queued: false,
             stats: StoreStats {
@@ -120,7 +163,7 @@ impl Store {
 
     fn batch(&mut self, items: Vec<Item>, reply: Reply<Results>, ctx: &mut Context<'_, Self>) {
         self.stats.batches += 1;
-        let Ok((part, log)) = &mut self.state else {
+        let Phase::Ready(part, log) = &mut self.state else {
             let res = items
                 .into_iter()
                 .map(|i| (i.tag, OpResult::Err("ERR storage unavailable")))
@@ -157,7 +200,7 @@ impl Store {
     fn commit(&mut self) {
         self.commit_queued = false;
         let outcome = match &mut self.state {
-            Ok((_, log)) => {
+            Phase::Ready(_, log) => {
                 let had = log.has_buffered();
                 let r = log.write_out().and_then(|()| {
                     if self.cfg.fsync == Fsync::Always {
@@ -175,7 +218,7 @@ impl Store {
                     Err(e) => Err(e),
                 }
             }
-            Err(_) => Ok(()),
+            _ => Ok(()),
         };
         match outcome {
             Ok(()) => {
@@ -187,7 +230,7 @@ impl Store {
                 // The map already holds writes the log does not: refuse to serve from now on
                 // rather than acknowledge anything that could be lost.
                 eprintln!("kv: shard {} log write failed: {e}", self.shard);
-                self.state = Err(format!("log write failed: {e}"));
+                self.state = Phase::Failed(format!("log write failed: {e}"));
                 for (reply, res) in self.held.drain(..) {
                     reply.send(
                         res.into_iter()
@@ -202,25 +245,84 @@ impl Store {
     fn flush(&mut self) -> Result<(), String> {
         self.commit();
         match &mut self.state {
-            Ok((_, log)) => log.sync().map(|_| ()).map_err(|e| e.to_string()),
-            Err(e) => Err(e.clone()),
+            Phase::Ready(_, log) => match log.sync() {
+                Ok(synced) => {
+                    self.stats.syncs += u64::from(synced);
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Phase::Failed(e) => Err(e.clone()),
+            Phase::New | Phase::Replaying(..) => Err("stopped before its log was replayed".into()),
         }
+    }
+
+    /// The init failed: report it and stop (the I-phase fails with this reason).
+    fn fail_init(&mut self, why: String, ctx: &mut Context<'_, Self>) {
+        let why = format!("shard {}: {why}", self.shard);
+        let _ = self.cfg.events.send(EngineEvent::Failed(why.clone()));
+        self.state = Phase::Failed(why.clone());
+        ctx.stop_with(StopReason::Failed(why));
+    }
+
+    /// One chunk of the replay; releases [`REPLAY`] when the log is all read.
+    fn replay_step(&mut self, ctx: &mut Context<'_, Self>) {
+        let Phase::Replaying(part, replay) = &mut self.state else {
+            return;
+        };
+        let path = log_path(&self.cfg.dir, self.shard);
+        match replay.step(part, REPLAY_CHUNK) {
+            Ok(false) => ctx.notify(StoreMsg::ReplayStep),
+            Ok(true) => {
+                let Phase::Replaying(part, replay) = std::mem::replace(&mut self.state, Phase::New)
+                else {
+                    unreachable!("matched above");
+                };
+                match replay.finish(&part) {
+                    Ok((log, rec)) => {
+                        self.stats.recovery = rec;
+                        self.state = Phase::Ready(part, log);
+                        let _ = self.cfg.events.send(EngineEvent::Replayed(self.snapshot()));
+                        ctx.release(REPLAY);
+                    }
+                    Err(e) => {
+                        self.fail_init(format!("cannot truncate {}: {e}", path.display()), ctx)
+                    }
+                }
+            }
+            Err(e) => self.fail_init(format!("cannot read {}: {e}", path.display()), ctx),
+        }
+    }
+
+    fn snapshot(&self) -> StoreStats {
+        let mut s = self.stats;
+        if let Phase::Ready(part, log) = &self.state {
+            s.keys = part.len() as u64;
+            s.log_bytes = log.len();
+        }
+        s
     }
 }
 
 impl Actor for Store {
     type Msg = StoreMsg;
 
-    fn started(&mut self, ctx: &mut Context<'_, Self>) {
+    fn init(&mut self, ctx: &mut Context<'_, Self>) {
+        // Both hold the I-phase: the registration until the registry confirms, the resource
+        // until the replay is done.
+        ctx.register_name(store_name(self.shard));
         let path = log_path(&self.cfg.dir, self.shard);
-        let mut part = Partition::default();
-        self.state = match Log::open(&path, &mut part, &self.cfg.limits) {
-            Ok((log, rec)) => {
-                self.stats.recovery = rec;
-                Ok((part, log))
+        match Replay::start(&path, &self.cfg.limits) {
+            Ok(replay) => {
+                self.state = Phase::Replaying(Partition::default(), replay);
+                ctx.acquire(REPLAY);
+                ctx.notify(StoreMsg::ReplayStep);
             }
-            Err(e) => Err(format!("cannot open {}: {e}", path.display())),
-        };
+            Err(e) => self.fail_init(format!("cannot open {}: {e}", path.display()), ctx),
+        }
+    }
+
+    fn started(&mut self, ctx: &mut Context<'_, Self>) {
         if let Fsync::Every(period) = self.cfg.fsync {
             ctx.interval(period, || StoreMsg::Tick);
         }
@@ -231,38 +333,49 @@ impl Actor for Store {
             StoreMsg::Batch(items, reply) => self.batch(items, reply, ctx),
             StoreMsg::Commit => self.commit(),
             StoreMsg::Tick => {
-                if let Ok((_, log)) = &mut self.state {
+                if let Phase::Ready(_, log) = &mut self.state {
                     match log.sync() {
                         Ok(synced) => self.stats.syncs += u64::from(synced),
                         Err(e) => eprintln!("kv: shard {} fdatasync failed: {e}", self.shard),
                     }
                 }
             }
-            StoreMsg::Replayed(reply) => {
-                reply.send(
-                    self.state
-                        .as_ref()
-                        .map(|_| self.stats.recovery)
-                        .map_err(Clone::clone),
-                );
-            }
-            StoreMsg::Stats(reply) => {
-                let mut s = self.stats;
-                if let Ok((part, log)) = &self.state {
-                    s.keys = part.len() as u64;
-                    s.log_bytes = log.len();
+            StoreMsg::ReplayStep => self.replay_step(ctx),
+            StoreMsg::Stats(reply) => reply.send(self.snapshot()),
+            StoreMsg::FinalFlush => {
+                let outcome = self.flush();
+                if let Err(e) = &outcome {
+                    eprintln!("kv: shard {} final flush failed: {e}", self.shard);
                 }
-                reply.send(s);
+                let _ = self
+                    .cfg
+                    .events
+                    .send(EngineEvent::Flushed(self.shard, outcome));
+                ctx.release(FLUSH);
             }
-            StoreMsg::Flush(reply) => reply.send(self.flush()),
+        }
+    }
+
+    fn stopping(&mut self, _reason: &StopReason, ctx: &mut Context<'_, Self>) {
+        // Only a store that served has anything to flush; a failed init does not wait.
+        if matches!(self.state, Phase::Ready(..)) {
+            ctx.acquire(FLUSH);
+            ctx.notify(StoreMsg::FinalFlush);
         }
     }
 
     fn stopped(&mut self, _reason: &StopReason, _ctx: &mut Context<'_, Self>) {
-        // Whatever was applied gets logged; held replies are dropped (their askers see an
-        // error: not acknowledged, though the records may well be durable).
-        if let Ok((_, log)) = &mut self.state {
-            let _ = log.write_out().and_then(|()| log.sync());
+        // Batches handled after the final flush were written out by their commits; sync them
+        // too. Held replies are dropped (their askers see an error: not acknowledged, though
+        // the records may well be durable).
+        if let Phase::Ready(_, log) = &mut self.state
+            && let Err(e) = log.write_out().and_then(|()| log.sync().map(drop))
+        {
+            eprintln!("kv: shard {} last sync failed: {e}", self.shard);
+            let _ = self
+                .cfg
+                .events
+                .send(EngineEvent::Flushed(self.shard, Err(e.to_string())));
         }
     }
 }

@@ -1,41 +1,85 @@
-//! How the engine is put together, in one place so it can move to supervisors later.
+//! How the engine is put together: the supervision tree, who holds which lifecycle phase, and
+//! the start and stop order. The only place that knows how the actors find each other.
 //!
-//! Start order:
+//! ```text
+//! root Supervisor (shard 0, one-for-one)            registry (shard 0)
+//!  ├─ "shard-0" Supervisor (shard 0, one-for-one)      ▲ kv.shard.0 … kv.shard.N-1
+//!  │   ├─ "store"    Store    (shard 0) ── registers kv.shard.0, holds its I-phase (REPLAY)
+//!  │   └─ "acceptor" Acceptor (shard 0) ── discovers + links to every kv.shard.*
+//!  │                  └─ Conn… (shard 0, linked to their acceptor)
+//!  ├─ "shard-1" Supervisor (shard 1) …
+//!  …
+//! ```
 //!
-//! 1. build the runtime (one shard per partition);
-//! 2. spawn a [`Store`] on every shard (it opens and replays its log in `started`, on its own
-//!    thread);
-//! 3. ask every store [`StoreMsg::Replayed`]: the engine serves nothing until every partition
-//!    is back, and a store that could not open its log fails the start;
-//! 4. bind the listener and spawn an [`Acceptor`] on every shard with its own clone of it and
-//!    the addresses of all stores;
-//! 5. ask every acceptor [`AcceptorMsg::Start`]: only now are connections accepted.
+//! Start ([`Engine::start`]):
 //!
-//! Stop order ([`Engine::shutdown`]): pause the acceptors, ask every store to
-//! [`StoreMsg::Flush`] (write out and sync its log), then shut the runtime down, which stops
-//! the connections and the stores.
+//! 1. build the runtime with the registry (one shard per partition) and bind the listener;
+//! 2. spawn the root supervisor (no children: it is operational at once) and add one shard
+//!    supervisor per shard with `StartChild`, so the shards' I-phases are bounded by
+//!    [`INIT_TIMEOUT`] (a root actor's own init timeout is the runtime's 5 s default, too
+//!    short for a long replay);
+//! 3. each store registers `kv.shard.N` and replays its log in its I-phase, holding the
+//!    `REPLAY` resource; each acceptor discovers every store (waiting for names not yet
+//!    registered) and links to it, "operational only", so its I-phase ends when every store
+//!    has replayed; it registers the listener in `started` and reports
+//!    [`EngineEvent::Accepting`];
+//! 4. `start` returns once every shard accepts, or fails at the first [`EngineEvent::Failed`].
 //!
-//! When the runtime grows supervisors, a registry and resources, step 2–3 become "a supervisor
-//! per shard starts `Store`, which registers `kv.shard.N` and holds its init until replayed"
-//! and step 4–5 "the acceptor discovers and links to the stores and starts when they are all
-//! operational"; nothing outside this module changes.
+//! Stop ([`Engine::shutdown`]) is the runtime's graceful shutdown: the root supervisor stops
+//! the shard supervisors, which stop their store and acceptor; acceptors deregister the
+//! listener at once, links make connections stop before their acceptor and acceptors before
+//! the stores they use; each store's S-phase holds the `FLUSH` resource until its final write
+//! and `fdatasync` are done, and reports [`EngineEvent::Flushed`], which `shutdown` checks
+//! for every shard.
 
 use super::conn::{Acceptor, AcceptorMsg, ConnConfig};
 use super::storage::Fsync;
 use super::store::{Store, StoreConfig, StoreMsg, StoreStats};
 use coreactor::net::TcpAcceptor;
-use coreactor::{Addr, Runtime, ShardStats};
+use coreactor::supervisor::{ChildSpec, Supervisor, SupervisorMsg};
+use coreactor::{Actor, Addr, Runtime, ShardStats};
 use std::error::Error;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
-/// How long a start or stop step may wait for an actor's answer.
+/// How long an ask of the engine (stats, a supervisor's children) may wait.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The I-phase timeout of shard supervisors, stores and acceptors: bounds a log replay.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The S-phase timeout of a store (final flush, then waiting for its acceptors to unlink).
+const STORE_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The S-phase timeout of an acceptor (waiting for its connections) and of a shard
+/// supervisor (waiting for both children): each above what it waits for.
+const ACCEPTOR_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
+const SHARD_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// The runtime's graceful shutdown phase: above every S-phase timeout.
+const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// File in the data directory that records the partition count.
 const SHARDS_FILE: &str = "SHARDS";
+
+/// What the engine's actors report to the thread that started it.
+#[derive(Debug)]
+pub enum EngineEvent {
+    /// A store finished its replay (its counters then).
+    Replayed(StoreStats),
+    /// The acceptor of this shard accepts connections.
+    Accepting(usize),
+    /// A store or acceptor could not initialize: why.
+    Failed(String),
+    /// A store's final flush (or its last sync after it): the outcome.
+    Flushed(usize, Result<(), String>),
+}
+
+/// Where actors send [`EngineEvent`]s.
+pub type Events = mpsc::Sender<EngineEvent>;
 
 /// Everything needed to start an engine.
 #[derive(Debug, Clone)]
@@ -56,10 +100,10 @@ pub struct EngineConfig {
 /// A running engine.
 pub struct Engine {
     rt: Runtime,
-    stores: Arc<[Addr<Store>]>,
-    acceptors: Vec<Addr<Acceptor>>,
+    root: Addr<Supervisor>,
     addr: SocketAddr,
     recovered: Vec<StoreStats>,
+    events: mpsc::Receiver<EngineEvent>,
 }
 
 /// The partition count recorded in `dir`, or `wanted` (else `default`) recorded there.
@@ -93,13 +137,49 @@ fn partition_count(
     }
 }
 
+/// The name of shard `shard`'s supervisor under the root.
+fn shard_sup_name(shard: usize) -> String {
+    format!("shard-{shard}")
+}
+
+/// Shard `shard`'s supervisor: its store, then its acceptor (one-for-one, permanent).
+fn shard_spec(
+    shard: usize,
+    shards: usize,
+    store: StoreConfig,
+    listener: Arc<TcpAcceptor>,
+    conn: Arc<ConnConfig>,
+    events: Events,
+) -> ChildSpec {
+    let store = ChildSpec::new("store", move || Store::new(shard, store.clone()))
+        .on_shard(shard)
+        .init_timeout(INIT_TIMEOUT)
+        .shutdown_timeout(STORE_SHUTDOWN_TIMEOUT);
+    let acceptor = ChildSpec::new("acceptor", move || {
+        Acceptor::new(listener.try_clone(), shards, conn.clone(), events.clone())
+    })
+    .on_shard(shard)
+    .init_timeout(INIT_TIMEOUT)
+    .shutdown_timeout(ACCEPTOR_SHUTDOWN_TIMEOUT);
+    ChildSpec::new(shard_sup_name(shard), move || {
+        Supervisor::builder()
+            .child(store.clone())
+            .child(acceptor.clone())
+            .build()
+    })
+    .on_shard(shard)
+    .init_timeout(INIT_TIMEOUT + Duration::from_secs(1))
+    .shutdown_timeout(SHARD_SHUTDOWN_TIMEOUT)
+}
+
 impl Engine {
-    /// Starts an engine; returns once it accepts connections.
+    /// Starts an engine; returns once every shard accepts connections (every log replayed).
     ///
     /// # Errors
     ///
-    /// A data directory that cannot be used, a log that cannot be opened, a listener that
-    /// cannot be bound, or a runtime that cannot start.
+    /// A data directory that cannot be used, a log that cannot be opened or read, a listener
+    /// that cannot be bound, a runtime that cannot start, or a tree that did not come up
+    /// within [`INIT_TIMEOUT`].
     pub fn start(cfg: EngineConfig) -> Result<Engine, Box<dyn Error>> {
         std::fs::create_dir_all(&cfg.dir)?;
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -107,48 +187,63 @@ impl Engine {
         let rt = Runtime::builder()
             .shards(shards)
             .mailbox_capacity(16 * 1024)
+            .shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT)
+            .with_registry()
             .build()?;
-
-        // Steps 2-3: stores, each replayed before anything is served.
+        let listener = Arc::new(TcpAcceptor::bind(cfg.listen)?);
+        let addr = listener.local_addr()?;
+        let (tx, events) = mpsc::channel();
         let store_cfg = StoreConfig {
             dir: cfg.dir.clone(),
             fsync: cfg.fsync,
             limits: cfg.conn.limits,
+            events: tx.clone(),
         };
-        let mut stores = Vec::with_capacity(shards);
-        for shard in 0..shards {
-            let sc = store_cfg.clone();
-            stores.push(rt.spawn_with(shard, move || Store::new(shard, sc))?);
-        }
-        let mut recovered = Vec::with_capacity(shards);
-        for s in &stores {
-            s.ask(StoreMsg::Replayed, STEP_TIMEOUT)?
-                .map_err(|e| format!("shard {}: {e}", s.shard()))?;
-            recovered.push(s.ask(StoreMsg::Stats, STEP_TIMEOUT)?);
-        }
-        let stores: Arc<[Addr<Store>]> = stores.into();
-
-        // Steps 4-5: acceptors sharing one listener, started once every store is up.
-        let listener = TcpAcceptor::bind(cfg.listen)?;
-        let addr = listener.local_addr()?;
         let conn_cfg = Arc::new(cfg.conn.clone());
-        let mut acceptors = Vec::with_capacity(shards);
+
+        let root = rt.spawn_on(0, Supervisor::builder().build())?;
         for shard in 0..shards {
-            let l = listener.try_clone()?;
-            let (st, cc) = (stores.clone(), conn_cfg.clone());
-            acceptors.push(rt.spawn_with(shard, move || Acceptor::new(l, st, cc))?);
+            let spec = shard_spec(
+                shard,
+                shards,
+                store_cfg.clone(),
+                listener.clone(),
+                conn_cfg.clone(),
+                tx.clone(),
+            );
+            root.ask(|r| SupervisorMsg::StartChild(spec, r), STEP_TIMEOUT)?
+                .map_err(|e| format!("shard {shard}: {e}"))?;
         }
-        drop(listener);
-        for a in &acceptors {
-            a.ask(AcceptorMsg::Start, STEP_TIMEOUT)?
-                .map_err(|e| format!("acceptor on shard {}: {e}", a.shard()))?;
+        drop((tx, store_cfg, listener));
+
+        // Every shard accepting (so every store replayed), or the first failure.
+        let deadline = Instant::now() + INIT_TIMEOUT + STEP_TIMEOUT;
+        let mut recovered: Vec<Option<StoreStats>> = vec![None; shards];
+        let mut accepting = vec![false; shards];
+        while !(accepting.iter().all(|&a| a) && recovered.iter().all(Option::is_some)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let failure = match events.recv_timeout(left) {
+                Ok(EngineEvent::Replayed(s)) => {
+                    recovered[s.shard] = Some(s);
+                    continue;
+                }
+                Ok(EngineEvent::Accepting(shard)) => {
+                    accepting[shard] = true;
+                    continue;
+                }
+                Ok(EngineEvent::Flushed(..)) => continue,
+                Ok(EngineEvent::Failed(why)) => why,
+                Err(_) => format!("the engine did not start within {left:?}"),
+            };
+            let _ = rt.shutdown();
+            return Err(failure.into());
         }
         Ok(Engine {
             rt,
-            stores,
-            acceptors,
+            root,
             addr,
-            recovered,
+            recovered: recovered.into_iter().flatten().collect(),
+            events,
         })
     }
 
@@ -162,19 +257,41 @@ impl Engine {
         &self.recovered
     }
 
+    /// The current incarnation of child `name` (`"store"`, `"acceptor"`) of shard `shard`'s
+    /// supervisor, looked up through the tree (a restarted child has a new address).
+    fn child<B: Actor>(&self, shard: usize, name: &str) -> Option<Addr<B>> {
+        let sup = self
+            .root
+            .ask(
+                |r| SupervisorMsg::Which(shard_sup_name(shard), r),
+                STEP_TIMEOUT,
+            )
+            .ok()??
+            .downcast::<Supervisor>()?;
+        sup.ask(|r| SupervisorMsg::Which(name.into(), r), STEP_TIMEOUT)
+            .ok()??
+            .downcast::<B>()
+    }
+
     /// Current store counters, one per shard (`None` for a store that did not answer).
     pub fn store_stats(&self) -> Vec<Option<StoreStats>> {
-        self.stores
-            .iter()
-            .map(|s| s.ask(StoreMsg::Stats, STEP_TIMEOUT).ok())
+        (0..self.recovered.len())
+            .map(|shard| {
+                self.child::<Store>(shard, "store")?
+                    .ask(StoreMsg::Stats, STEP_TIMEOUT)
+                    .ok()
+            })
             .collect()
     }
 
-    /// Connections accepted per shard.
+    /// Connections accepted per shard (by the current acceptor incarnations).
     pub fn accepted(&self) -> Vec<u64> {
-        self.acceptors
-            .iter()
-            .map(|a| a.ask(AcceptorMsg::Accepted, STEP_TIMEOUT).unwrap_or(0))
+        (0..self.recovered.len())
+            .map(|shard| {
+                self.child::<Acceptor>(shard, "acceptor")
+                    .and_then(|a| a.ask(AcceptorMsg::Accepted, STEP_TIMEOUT).ok())
+                    .unwrap_or(0)
+            })
             .collect()
     }
 
@@ -183,30 +300,33 @@ impl Engine {
         self.rt.shard_stats()
     }
 
-    /// Stops accepting, flushes and syncs every log, and shuts the runtime down.
+    /// Shuts the runtime down gracefully, which takes the tree down in link order (see the
+    /// [module docs](self)): every store flushes and syncs its log in its S-phase.
     ///
     /// # Errors
     ///
-    /// The first flush failure or the runtime's shutdown error (every step is attempted).
+    /// A store whose final flush failed or did not run, else the runtime's shutdown error.
     pub fn shutdown(self) -> Result<(), Box<dyn Error>> {
-        for a in &self.acceptors {
-            let _ = a.ask(AcceptorMsg::Pause, STEP_TIMEOUT);
-        }
-        let mut first: Option<Box<dyn Error>> = None;
-        for s in self.stores.iter() {
-            let r = s.ask(StoreMsg::Flush, STEP_TIMEOUT);
-            let r = match r {
-                Ok(Ok(())) => continue,
-                Ok(Err(e)) => format!("shard {}: {e}", s.shard()),
-                Err(e) => format!("shard {}: {e}", s.shard()),
-            };
-            first.get_or_insert_with(|| r.into());
-        }
+        let shards = self.recovered.len();
         let shut = self.rt.shutdown();
-        match (first, shut) {
-            (Some(e), _) => Err(e),
-            (None, Err(e)) => Err(e.into()),
-            (None, Ok(())) => Ok(()),
+        // Every thread is joined: every event the stores sent is in the channel. The last
+        // report of a shard wins (a restarted store reports again; a failed last sync after
+        // a good flush overrides it).
+        let mut flushed: Vec<Option<Result<(), String>>> = vec![None; shards];
+        for ev in self.events.try_iter() {
+            if let EngineEvent::Flushed(shard, r) = ev
+                && let Some(slot) = flushed.get_mut(shard)
+            {
+                *slot = Some(r);
+            }
         }
+        for (shard, f) in flushed.into_iter().enumerate() {
+            match f {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Err(format!("shard {shard}: final flush: {e}").into()),
+                None => return Err(format!("shard {shard}: the final flush did not run").into()),
+            }
+        }
+        shut.map_err(Into::into)
     }
 }

@@ -1,6 +1,7 @@
 //! The pool's error types, one per operation: requests, building, shutting down.
 
-use crate::{AskError, SpawnError};
+use crate::lifecycle::State;
+use crate::{AskError, SpawnError, StopReason};
 use std::fmt;
 
 /// Why a request through a [`Pool`](super::Pool) failed.
@@ -153,7 +154,83 @@ pub enum PoolBuildError {
         /// The runtime's error.
         error: SpawnError,
     },
+    /// With [`PoolBuilder::wait_for_init`](super::PoolBuilder::wait_for_init): these members
+    /// did not become operational (in member order). Every member was stopped again.
+    Init {
+        /// The members that failed, with why.
+        failed: Vec<MemberInitError>,
+    },
+    /// [`PoolBuilder::wait_for_init`](super::PoolBuilder::wait_for_init) on a shard thread of
+    /// the runtime, where waiting would stall the shard (or deadlock). Nothing was spawned.
+    OnShardThread,
 }
+
+/// One member that did not become operational while its pool was built
+/// ([`PoolBuildError::Init`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemberInitError {
+    /// The member's index.
+    pub index: usize,
+    /// Its shard.
+    pub shard: usize,
+    /// What happened to it.
+    pub failure: InitFailure,
+}
+
+/// How a member failed to start ([`MemberInitError::failure`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InitFailure {
+    /// It went down before it became operational: its init failed, panicked, or outlived its
+    /// init timeout ([`StopReason::InitTimeout`]). The reason chain, or `None` if its
+    /// shutdown did not complete within the build's grace period.
+    Stopped(Option<StopReason>),
+    /// It was still in this state when the build's deadline (the init timeout plus a grace
+    /// period) passed: its shard did not run its init timer (a shard stuck in user code).
+    TimedOut(State),
+}
+
+impl MemberInitError {
+    /// True if the member did not finish its init in time (its own init timer fired, or the
+    /// build's deadline passed), false if it failed.
+    pub fn is_timeout(&self) -> bool {
+        match &self.failure {
+            InitFailure::TimedOut(_) => true,
+            InitFailure::Stopped(Some(r)) => r.chain().any(|r| *r == StopReason::InitTimeout),
+            InitFailure::Stopped(None) => false,
+        }
+    }
+
+    /// The member's stop reason, if it stopped and the reason is known.
+    pub fn reason(&self) -> Option<&StopReason> {
+        match &self.failure {
+            InitFailure::Stopped(r) => r.as_ref(),
+            InitFailure::TimedOut(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for MemberInitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (i, s) = (self.index, self.shard);
+        match &self.failure {
+            InitFailure::Stopped(Some(r)) => write!(f, "member {i} (shard {s}) stopped: {r}"),
+            InitFailure::Stopped(None) => {
+                write!(
+                    f,
+                    "member {i} (shard {s}) stopped (reason not reported in time)"
+                )
+            }
+            InitFailure::TimedOut(state) => write!(
+                f,
+                "member {i} (shard {s}) still {state:?} at the init deadline"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for MemberInitError {}
 
 impl fmt::Display for PoolBuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -166,6 +243,19 @@ impl fmt::Display for PoolBuildError {
             PoolBuildError::Spawn { shard, error } => {
                 write!(f, "could not spawn a pool actor on shard {shard}: {error}")
             }
+            PoolBuildError::Init { failed } => {
+                write!(f, "{} pool member(s) did not start: ", failed.len())?;
+                for (n, e) in failed.iter().enumerate() {
+                    if n > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{e}")?;
+                }
+                Ok(())
+            }
+            PoolBuildError::OnShardThread => f.write_str(
+                "a pool that waits for its members' init cannot be built on a shard thread",
+            ),
         }
     }
 }
@@ -174,6 +264,9 @@ impl std::error::Error for PoolBuildError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             PoolBuildError::Spawn { error, .. } => Some(error),
+            PoolBuildError::Init { failed } => failed
+                .first()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
             _ => None,
         }
     }

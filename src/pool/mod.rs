@@ -35,25 +35,32 @@
 //!   [`Actor::stopped`] hook has returned. That hook is where a member flushes and closes its
 //!   connection.
 //!
-//! # Extension point: asynchronous initialisation
+//! # Asynchronous initialisation
 //!
-//! Today the factory is the whole of a member's initialisation (it runs on the member's shard
-//! before its first message; [`Actor::started`] runs right after). Initialisation that must wait
-//! for I/O (a connection handshake) arrives with the lifecycle issue's resources plugin, as a
-//! further builder step; until then, a member can start its handshake in `started` and answer
-//! requests once connected.
+//! By default the factory is the whole of a member's initialisation (it runs on the member's
+//! shard before its first message) and [`PoolBuilder::build`] returns at once. With
+//! [`PoolBuilder::wait_for_init`]`(timeout)`, a member may hold its I-phase until its
+//! connection is open (the resources plugin: [`Context::acquire`] in [`Actor::init`],
+//! [`Context::release`] when the connect completes), and `build` returns only when every
+//! member is `Operational`. A member whose init fails or outlives `timeout` makes `build`
+//! fail with [`PoolBuildError::Init`], naming each such member with its
+//! [`StopReason`](crate::StopReason) (or the state it was stuck in); every member is stopped
+//! again. The
+//! members are then children of the pool's per-shard probe, which records their reasons
+//! exactly (see `probe.rs`).
 
 #![deny(unsafe_code)]
 
 mod builder;
 mod error;
 mod future;
+mod probe;
 mod route;
 mod shutdown;
 mod stats;
 
-pub use builder::{DEFAULT_ASK_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, PoolBuilder};
-pub use error::{PoolBuildError, PoolError, PoolShutdownError};
+pub use builder::{DEFAULT_ASK_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, INIT_GRACE, PoolBuilder};
+pub use error::{InitFailure, MemberInitError, PoolBuildError, PoolError, PoolShutdownError};
 pub use future::{BroadcastFuture, PoolAskFuture};
 pub use route::{Route, fnv1a_64, key_index};
 pub use stats::{MemberStats, PoolStats};
@@ -61,7 +68,7 @@ pub use stats::{MemberStats, PoolStats};
 use crate::sync::Arc;
 use crate::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use crate::{Actor, Addr, AskError, Context, Reply};
-use shutdown::Probe;
+use probe::Probe;
 use std::fmt;
 use std::time::Duration;
 

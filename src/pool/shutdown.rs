@@ -24,9 +24,10 @@
 //!    of that shard has finished stopping.
 //! 5. Stop the probes and mark the pool shut down; later calls return at once.
 
+use super::probe::{Probe, ProbeMsg};
 use super::{Inner, PoolShutdownError};
 use crate::sync::atomic::Ordering;
-use crate::{Actor, Addr, AskError, Context, Reply};
+use crate::{Actor, Addr, AskError};
 use std::time::{Duration, Instant};
 
 /// Pool state: members running.
@@ -35,16 +36,6 @@ pub(crate) const OPEN: u8 = 0;
 pub(crate) const STOPPING: u8 = 1;
 /// Pool state: every member confirmed stopped.
 pub(crate) const DONE: u8 = 2;
-
-/// Answers every message at once; see the module docs.
-pub(crate) struct Probe;
-
-impl Actor for Probe {
-    type Msg = Reply<()>;
-    fn handle(&mut self, reply: Reply<()>, _ctx: &mut Context<'_, Self>) {
-        reply.send(());
-    }
-}
 
 impl<A: Actor> Inner<A> {
     /// Step 1: requests every member's stop (once). Never blocks.
@@ -84,7 +75,7 @@ impl<A: Actor> Inner<A> {
         }
         for probe in self.probes.iter() {
             let left = deadline.saturating_duration_since(Instant::now());
-            match probe.ask(|r| r, left) {
+            match probe.ask(ProbeMsg::Ping, left) {
                 Ok(()) => {}
                 Err(AskError::Shutdown | AskError::Closed) => {
                     return Err(PoolShutdownError::RuntimeShutDown);
@@ -113,7 +104,7 @@ impl<A: Actor> Inner<A> {
 
 /// Polls `cond` until it holds (true) or `deadline` passes (false): a few yields, then short
 /// parks, like a blocked `Addr::tell`.
-fn wait_until(deadline: Instant, mut cond: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(deadline: Instant, mut cond: impl FnMut() -> bool) -> bool {
     let mut tries = 0u32;
     loop {
         if cond() {
