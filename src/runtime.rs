@@ -491,6 +491,28 @@ impl Runtime {
         self.spawn_with(shard, move || actor)
     }
 
+    /// Like [`spawn_with`](Self::spawn_with), with the actor's own I-phase and S-phase
+    /// timeouts (an actor without a supervisor otherwise runs with the defaults, 5 s each):
+    /// for a root supervisor whose tree needs longer to come up or to flush.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::NoSuchShard`], [`SpawnError::ShardFull`], [`SpawnError::Shutdown`].
+    pub fn spawn_with_options<A, F>(
+        &self,
+        shard: usize,
+        opts: crate::lifecycle::ChildOptions,
+        factory: F,
+    ) -> Result<Addr<A>, SpawnError>
+    where
+        A: Actor,
+        F: FnOnce() -> A + Send + 'static,
+    {
+        self.check_running()?;
+        let target = self.shard(shard)?;
+        spawn_remote_with(target, factory, Supervision { parent: None, opts }, None)
+    }
+
     /// Spawns a **migratable** actor on shard `shard`: when that shard is busy and another is
     /// idle, the work-stealing layer may move it to the idle shard. Its address keeps working,
     /// messages keep their per-sender order, asks and supervision are unaffected. Its state

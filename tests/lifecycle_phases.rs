@@ -339,3 +339,33 @@ fn panics_during_shutdown_do_not_keep_the_actor_alive() {
         ["panicked: stopping hook panics (while stopping: stop requested)"]
     );
 }
+
+#[test]
+fn a_root_actor_can_run_with_its_own_phase_timeouts() {
+    use coreactor::Runtime;
+    use coreactor::lifecycle::ChildOptions;
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let log = Log::default();
+    let cfg = ProbeCfg::new("a", &log).hold_init();
+    let a = rt
+        .spawn_with_options(
+            0,
+            ChildOptions {
+                init_timeout: Duration::from_millis(30),
+                shutdown_timeout: Duration::from_secs(5),
+            },
+            move || cfg.build(),
+        )
+        .unwrap();
+    // Held forever: its own 30 ms init timeout ends it (not the 5 s default).
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    while a.state() != State::ShutDown {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "init timed out in time"
+        );
+        std::thread::yield_now();
+    }
+    assert_eq!(log.with_prefix("a:stopped"), ["a:stopped:init timed out"]);
+    rt.shutdown().unwrap();
+}
