@@ -95,8 +95,10 @@ pub const DEFAULT_MAX_ACTORS: usize = 65536;
 pub const DEFAULT_MAY_STEAL: bool = true;
 /// Default for [`StealConfig::may_be_stolen`]: `true`.
 pub const DEFAULT_MAY_BE_STOLEN: bool = true;
-/// Default ready backlog past which a shard publishes migratable work for stealing: `64`.
-pub const DEFAULT_STEAL_BACKLOG_THRESHOLD: usize = 64;
+/// Default ready backlog past which a shard publishes migratable work for stealing: `2`
+/// (`benches/steal.rs`: with 64, shards with a handful of busy actors never shared them; with
+/// 2, a balanced run costs nothing measurable — `docs/steal.md`).
+pub const DEFAULT_STEAL_BACKLOG_THRESHOLD: usize = 2;
 /// Default number of ready actors taken by one steal: `8`.
 pub const DEFAULT_STEAL_BATCH: usize = 8;
 /// Default time an idle shard looks for work to steal before it parks: 20 µs.
@@ -1210,7 +1212,7 @@ mod tests {
             StealConfig {
                 may_steal: true,
                 may_be_stolen: true,
-                backlog_threshold: 64,
+                backlog_threshold: 2,
                 batch: 8,
                 search_before_park: Duration::from_micros(20),
             }

@@ -7,14 +7,20 @@
 //! interval or plugin: `Cell::pack` checks), and only at a victim's own request handling, so
 //! it is never in the middle of a turn.
 //!
-//! 1. An idle shard with `may_steal` (the thief) sees a peer's `stealable` flag — published by
-//!    a shard with `may_be_stolen` whose ready queue holds at least `steal_backlog_threshold`
-//!    actors and which has migratable actors at home — and sends it a steal request through
-//!    its ring.
-//! 2. The victim packs up to `steal_batch` of its ready migratable actors (never more than half
-//!    of its ready actors), removes them from its slab while **keeping their slots** (their
-//!    addresses stay valid), records a forward `slot → thief`, and sends the packed actors —
-//!    each with its queued messages — to the thief in one envelope (or a refusal).
+//! 1. A shard with `may_be_stolen` publishes its `stealable` flag while its ready queue holds
+//!    at least `steal_backlog_threshold` actors, one of them a migratable actor at home
+//!    (checked at the end of each loop iteration; turning the flag on rings every peer's
+//!    doorbell so a parked thief wakes). An idle shard with `may_steal` (the thief) that sees
+//!    a peer's flag sends it a steal request through its ring; it has at most one request in
+//!    flight and sends the next only once the answer arrived and it is idle again.
+//! 2. The victim packs up to `steal_batch` of its ready migratable actors, and at most half of
+//!    its ready actors rounded up (`give_limit`: it answers between turns, when the actor
+//!    that just ran is out of the queue, so this halves the actors with work), removes them
+//!    from its slab while **keeping their slots** (their addresses stay valid), records a
+//!    forward `slot → thief`, and sends the packed actors — each with its queued messages —
+//!    to the thief in one envelope. If it has nothing to give it sends a refusal and
+//!    withdraws its flag until its next iteration republishes it, so refused thieves do not
+//!    loop on requests.
 //! 3. The thief installs each actor in a slot of its own, as a guest that remembers its home.
 //! 4. Whatever reaches the victim for a moved actor afterwards — user messages, control
 //!    messages, ask replies turned into messages, messages of the victim's own actors — is
@@ -64,6 +70,25 @@ pub(super) type HomeKey = (usize, u32, u32);
 
 /// A packed actor with its home slot and generation.
 type Packed = (u32, u32, Box<dyn Movable>);
+
+/// Ready-queue entries [`ShardLocal::publish_stealable`] looks at for a migratable actor
+/// before it offers work (bounds the scan on a shard with many pinned ready actors).
+const OFFER_SCAN: usize = 64;
+
+/// How many of `ready` ready actors a victim gives to one request (before `steal_batch`):
+/// half, rounded up.
+///
+/// A busy victim answers requests between turns (`run_ready` drains its rings after each
+/// turn), when the actor whose turn just ended is not in the ready queue yet: the actors
+/// with work are then `ready + 1`, and `(ready + 1) / 2` is half of those, rounded down. So
+/// two workers split one and one (`ready / 2` gave nothing: the request was refused), four
+/// split two and two (`ready / 2` gave one, and the thief came back for more only after it
+/// ran out). A victim that answers at the start of an iteration gives at most one actor
+/// more than half; with a single ready actor it hands it over and goes idle, which moves
+/// the work without losing any parallelism.
+fn give_limit(ready: usize) -> usize {
+    ready.div_ceil(2)
+}
 
 /// The home side of a moved actor.
 pub(super) struct Forward {
@@ -115,11 +140,17 @@ impl ShardLocal {
 
     /// Publishes whether this shard has ready migratable work to offer (only on a change,
     /// so a balanced shard does not write the line every iteration).
+    ///
+    /// Work is offered when the ready queue holds at least `backlog_threshold` actors and
+    /// one of its first [`OFFER_SCAN`] entries is a migratable actor at home (guests and
+    /// pinned actors are never given away: a queue of those alone would only draw requests
+    /// that end in refusals).
     pub(super) fn publish_stealable(&self) {
         let s = &self.params.steal;
         let want = s.may_be_stolen
             && self.migratable_home.get() > 0
-            && self.ready.borrow().len() >= s.backlog_threshold.max(1);
+            && self.ready.borrow().len() >= s.backlog_threshold.max(1)
+            && self.has_ready_migratable();
         if want != self.stealable_published.get() {
             self.stealable_published.set(want);
             self.shared.stealable.store(want, Ordering::Relaxed);
@@ -133,6 +164,27 @@ impl ShardLocal {
                 }
             }
         }
+    }
+
+    /// Withdraws the offer after a request found nothing to give, so that thieves do not
+    /// retry until the next loop iteration republishes it (see [`publish_stealable`]).
+    ///
+    /// [`publish_stealable`]: Self::publish_stealable
+    fn withdraw_offer(&self) {
+        if self.stealable_published.replace(false) {
+            self.shared.stealable.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// True if one of the first [`OFFER_SCAN`] ready actors is a migratable actor at home.
+    fn has_ready_migratable(&self) -> bool {
+        let ready = self.ready.borrow();
+        let slab = self.slab.borrow();
+        ready.iter().take(OFFER_SCAN).any(|&slot| {
+            slab.get(slot as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|e| e.cell.migratable())
+        })
     }
 
     /// Thief side: if stealing is allowed and no request is in flight, asks one busy peer
@@ -167,7 +219,7 @@ impl ShardLocal {
         let mut packed: Vec<Packed> = Vec::new();
         if self.params.steal.may_be_stolen && !self.is_stopping() {
             let ready: Vec<u32> = self.ready.borrow().iter().copied().collect();
-            let limit = self.params.steal.batch.min(ready.len() / 2);
+            let limit = self.params.steal.batch.min(give_limit(ready.len()));
             for slot in ready {
                 if packed.len() >= limit {
                     break;
@@ -197,6 +249,9 @@ impl ShardLocal {
                 self.shared.counters.bump_migrated_out();
                 packed.push((slot, generation, movable));
             }
+        }
+        if packed.is_empty() {
+            self.withdraw_offer();
         }
         let victim = self.id;
         self.send_remote(

@@ -779,6 +779,8 @@ impl ShardLocal {
             // spins: a read costs ~36 ns here, longer than a doorbell check, and would set the
             // reaction time to a message.
             let spin_until = self.now_ns() + self.params.spin_before_park.as_nanos() as u64;
+            let search_until =
+                self.now_ns() + self.params.steal.search_before_park.as_nanos() as u64;
             let mut woke = false;
             let mut spins = 0u32;
             loop {
@@ -795,7 +797,13 @@ impl ShardLocal {
                         woke = true;
                         break;
                     }
-                    if self.read_clock() >= spin_until {
+                    let now = self.read_clock();
+                    // Still searching: a peer may have started offering work since.
+                    if now < search_until && self.try_steal() {
+                        woke = true;
+                        break;
+                    }
+                    if now >= spin_until {
                         break;
                     }
                 }
