@@ -358,8 +358,9 @@ fn a_root_actor_can_run_with_its_own_phase_timeouts() {
         )
         .unwrap();
     // Held forever: its own 30 ms init timeout ends it (not the 5 s default).
+    // (`ShutDown` is visible as soon as the address closes; `stopped` runs just after.)
     let deadline = std::time::Instant::now() + Duration::from_secs(4);
-    while a.state() != State::ShutDown {
+    while a.state() != State::ShutDown || log.with_prefix("a:stopped").is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "init timed out in time"

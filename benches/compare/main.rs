@@ -67,9 +67,18 @@ fn step<T>(peer: &str, what: &str, f: impl FnOnce() -> T) -> T {
 fn run_throughput(peer: &dyn Peer, w: Throughput, s: &Sizes) -> Option<f64> {
     let d = match w {
         Throughput::PingPong => peer.ping_pong(s.ping_pong),
-        Throughput::Counting => {
-            let mut session = peer.counting();
-            session.run(s.counting / 100); // warm-up: 1 % of the flood
+        Throughput::Counting | Throughput::CountingSameWorker => {
+            let mut session = if w == Throughput::Counting {
+                peer.counting()
+            } else {
+                peer.counting_same_worker()?
+            };
+            // Warm-up: one untimed flood of the full size, then the timed one (Savina reports
+            // the steady state of repeated iterations too). With a smaller warm-up the timed
+            // run is the first to grow the mailboxes and buffers to 1 M entries, and measures
+            // first-touch page faults and buffer doubling rather than message passing, for
+            // every peer (see docs/compare.md).
+            session.run(s.counting);
             let t0 = Instant::now();
             session.run(s.counting);
             t0.elapsed()
@@ -166,9 +175,13 @@ fn main() {
     let peers: Vec<Box<dyn Peer>> = all
         .into_iter()
         .filter(|p| {
-            wanted
-                .as_ref()
-                .is_none_or(|w| w.split(',').any(|n| n.trim() == p.name()))
+            wanted.as_ref().is_none_or(|w| {
+                // `threads` also selects `threads+crossbeam`.
+                w.split(',').any(|n| {
+                    let n = n.trim();
+                    n == p.name() || p.name().split('+').next() == Some(n)
+                })
+            })
         })
         .collect();
     assert!(!peers.is_empty(), "COMPARE_PEERS matched no peer");

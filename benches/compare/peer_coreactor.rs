@@ -2,7 +2,7 @@
 //! CPU 0, shard 1 on CPU 1), actors placed explicitly with `spawn_on`.
 //!
 //! Placement per workload: ping-pong, counting and actor-to-actor ask put the two actors on
-//! shards 0 and 1 (every message crosses shards); fan-in's sink is on shard 0; the thread ring
+//! shards 0 and 1 (every message crosses shards); counting-same-worker puts both on shard 0; fan-in's sink is on shard 0; the thread ring
 //! is split in contiguous halves (actors `0..n/2` on shard 0, so two hops per lap cross
 //! shards, as a user would place a pipeline); fork-join spreads its actors `i % 2`; creation
 //! alternates shards. Unbounded workloads (counting, fork-join) raise `mailbox_capacity` above
@@ -75,6 +75,20 @@ impl Actor for Producer {
 struct CountingSession {
     rt: Option<Runtime>,
     producer: Addr<Producer>,
+}
+
+/// Producer on shard 0, counter on `counter_shard`.
+fn counting_session(counter_shard: usize) -> Box<dyn Session> {
+    // Big enough for the full run's flood: coreactor mailboxes are always bounded.
+    let rt = runtime(Some(crate::workload::Sizes::full().counting as usize + 64));
+    let counter = rt
+        .spawn_on(counter_shard, Counter { seen: 0 })
+        .expect("spawn");
+    let producer = rt.spawn_on(0, Producer { counter }).expect("spawn");
+    Box::new(CountingSession {
+        rt: Some(rt),
+        producer,
+    })
 }
 
 impl Session for CountingSession {
@@ -303,14 +317,11 @@ impl Peer for Coreactor {
     }
 
     fn counting(&self) -> Box<dyn Session> {
-        // Big enough for the full run's flood: coreactor mailboxes are always bounded.
-        let rt = runtime(Some(crate::workload::Sizes::full().counting as usize + 64));
-        let counter = rt.spawn_on(1, Counter { seen: 0 }).expect("spawn");
-        let producer = rt.spawn_on(0, Producer { counter }).expect("spawn");
-        Box::new(CountingSession {
-            rt: Some(rt),
-            producer,
-        })
+        counting_session(1)
+    }
+
+    fn counting_same_worker(&self) -> Option<Box<dyn Session>> {
+        Some(counting_session(0))
     }
 
     fn fan_in(&self, per_producer: u64, bound: usize) -> Duration {

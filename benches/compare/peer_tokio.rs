@@ -35,14 +35,20 @@ enum Count {
 }
 
 struct CountingSession {
-    run_tx: mpsc::UnboundedSender<u64>,
+    run_tx: Option<mpsc::UnboundedSender<u64>>,
     done_rx: crossbeam_channel::Receiver<u64>,
     rt: Option<tokio::runtime::Runtime>,
+    /// The thread driving a current-thread runtime (same-worker variant).
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Session for CountingSession {
     fn run(&mut self, k: u64) {
-        self.run_tx.send(k).expect("producer alive");
+        self.run_tx
+            .as_ref()
+            .expect("session open")
+            .send(k)
+            .expect("producer alive");
         let seen = wait(&self.done_rx, "tokio counting");
         assert_eq!(seen, k, "tokio counting: counter saw a wrong count");
     }
@@ -50,9 +56,35 @@ impl Session for CountingSession {
 
 impl Drop for CountingSession {
     fn drop(&mut self) {
+        // Closing the run channel ends the producer, whose end closes the counter's channel.
+        drop(self.run_tx.take());
         if let Some(rt) = self.rt.take() {
             shutdown(rt);
         }
+        if let Some(t) = self.thread.take() {
+            t.join().expect("tokio current-thread runtime");
+        }
+    }
+}
+
+/// The counter task: counts `Incr`s and answers each fence with the count.
+async fn counter(mut rx: mpsc::UnboundedReceiver<Count>, done_tx: crossbeam_channel::Sender<u64>) {
+    let mut seen = 0;
+    while let Some(m) = rx.recv().await {
+        match m {
+            Count::Incr => seen += 1,
+            Count::Fence => signal(&done_tx, std::mem::take(&mut seen)),
+        }
+    }
+}
+
+/// The producer task: for each run request `k`, sends `k` increments and a fence.
+async fn producer(mut run_rx: mpsc::UnboundedReceiver<u64>, tx: mpsc::UnboundedSender<Count>) {
+    while let Some(k) = run_rx.recv().await {
+        for _ in 0..k {
+            tx.send(Count::Incr).expect("counter alive");
+        }
+        tx.send(Count::Fence).expect("counter alive");
     }
 }
 
@@ -133,31 +165,45 @@ impl Peer for Tokio {
 
     fn counting(&self) -> Box<dyn Session> {
         let rt = runtime();
-        let (run_tx, mut run_rx) = mpsc::unbounded_channel::<u64>();
-        let (tx, mut rx) = mpsc::unbounded_channel::<Count>();
+        let (run_tx, run_rx) = mpsc::unbounded_channel::<u64>();
+        let (tx, rx) = mpsc::unbounded_channel::<Count>();
         let (done_tx, done_rx) = cb_unbounded();
-        rt.spawn(async move {
-            let mut seen = 0;
-            while let Some(m) = rx.recv().await {
-                match m {
-                    Count::Incr => seen += 1,
-                    Count::Fence => signal(&done_tx, std::mem::take(&mut seen)),
-                }
-            }
-        });
-        rt.spawn(async move {
-            while let Some(k) = run_rx.recv().await {
-                for _ in 0..k {
-                    tx.send(Count::Incr).expect("counter alive");
-                }
-                tx.send(Count::Fence).expect("counter alive");
-            }
-        });
+        rt.spawn(counter(rx, done_tx));
+        rt.spawn(producer(run_rx, tx));
         Box::new(CountingSession {
-            run_tx,
+            run_tx: Some(run_tx),
             done_rx,
             rt: Some(rt),
+            thread: None,
         })
+    }
+
+    fn counting_same_worker(&self) -> Option<Box<dyn Session>> {
+        // A current-thread runtime runs its tasks on the thread that calls `block_on`: both
+        // tasks share that one thread for the session's lifetime.
+        let (run_tx, run_rx) = mpsc::unbounded_channel::<u64>();
+        let (tx, rx) = mpsc::unbounded_channel::<Count>();
+        let (done_tx, done_rx) = cb_unbounded();
+        let thread = std::thread::Builder::new()
+            .name("tokio-current-thread".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("tokio runtime");
+                rt.block_on(async move {
+                    let counter = tokio::spawn(counter(rx, done_tx));
+                    producer(run_rx, tx).await;
+                    let _ = counter.await;
+                });
+            })
+            .expect("spawn tokio thread");
+        Some(Box::new(CountingSession {
+            run_tx: Some(run_tx),
+            done_rx,
+            rt: None,
+            thread: Some(thread),
+        }))
     }
 
     fn fan_in(&self, per_producer: u64, bound: usize) -> Duration {

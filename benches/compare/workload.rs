@@ -96,6 +96,10 @@ impl Sizes {
 pub enum Throughput {
     PingPong,
     Counting,
+    /// Counting with both actors on one worker (coreactor: one shard; tokio: a current-thread
+    /// runtime). The row to read next to tokio's `counting`, whose two tasks mostly share a
+    /// worker anyway (see `docs/compare.md`).
+    CountingSameWorker,
     FanIn,
     ThreadRing,
     ForkJoin,
@@ -104,9 +108,10 @@ pub enum Throughput {
 
 impl Throughput {
     /// All of them, in report order.
-    pub const ALL: [Throughput; 6] = [
+    pub const ALL: [Throughput; 7] = [
         Throughput::PingPong,
         Throughput::Counting,
+        Throughput::CountingSameWorker,
         Throughput::FanIn,
         Throughput::ThreadRing,
         Throughput::ForkJoin,
@@ -118,6 +123,7 @@ impl Throughput {
         match self {
             Throughput::PingPong => "ping-pong",
             Throughput::Counting => "counting",
+            Throughput::CountingSameWorker => "counting-same-worker",
             Throughput::FanIn => "fan-in",
             Throughput::ThreadRing => "thread-ring",
             Throughput::ForkJoin => "fork-join-throughput",
@@ -129,7 +135,10 @@ impl Throughput {
     pub fn unit(self) -> &'static str {
         match self {
             Throughput::PingPong => "round trips/s",
-            Throughput::Counting | Throughput::FanIn | Throughput::ForkJoin => "msgs/s",
+            Throughput::Counting
+            | Throughput::CountingSameWorker
+            | Throughput::FanIn
+            | Throughput::ForkJoin => "msgs/s",
             Throughput::ThreadRing => "token passes/s",
             Throughput::Creation => "actors/s",
         }
@@ -139,7 +148,7 @@ impl Throughput {
     pub fn units(self, s: &Sizes) -> u64 {
         match self {
             Throughput::PingPong => s.ping_pong,
-            Throughput::Counting => s.counting,
+            Throughput::Counting | Throughput::CountingSameWorker => s.counting,
             Throughput::FanIn => 2 * s.fan_in,
             Throughput::ThreadRing => s.ring_hops,
             Throughput::ForkJoin => s.fj_actors as u64 * s.fj_msgs,
@@ -196,6 +205,11 @@ pub trait Peer {
     /// The counting session (Savina #3 shape, unbounded mailbox): producer on worker 0,
     /// counter on worker 1.
     fn counting(&self) -> Box<dyn Session>;
+    /// The counting session with producer and counter on the same worker; `None` if the peer
+    /// cannot place them so (the default).
+    fn counting_same_worker(&self) -> Option<Box<dyn Session>> {
+        None
+    }
     /// Two outside producer threads send `per_producer` messages each into one actor whose
     /// mailbox holds at most `bound` (producers wait while it is full); the time until the
     /// actor confirmed all of them.
