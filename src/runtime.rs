@@ -370,7 +370,10 @@ impl Runtime {
         }
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(usize, std::io::Result<()>)>();
         let mut threads = Vec::with_capacity(n);
+        let cpus: Vec<Option<usize>> = resolved.iter().map(|r| r.cpu).collect();
+        let mut distances = crate::shard::topology::distances(&cpus).into_iter();
         for (i, r) in resolved.into_iter().enumerate() {
+            let distance = distances.next().unwrap_or_default();
             let shared = shards[i].clone();
             let peers = shards.clone();
             let prods = std::mem::take(&mut producers[i]);
@@ -379,7 +382,7 @@ impl Runtime {
             let overbooked = unpinned.contains(&i);
             let spawned = crate::sync::thread::Builder::new()
                 .name(format!("coreactor-shard-{i}"))
-                .spawn(move || shard_main(r, overbooked, shared, peers, prods, cons, tx));
+                .spawn(move || shard_main(r, overbooked, distance, shared, peers, prods, cons, tx));
             match spawned {
                 Ok(h) => threads.push(Some(h)),
                 Err(e) => {
@@ -709,9 +712,11 @@ where
     Ok(Addr::new(target.clone(), slot, generation))
 }
 
+#[allow(clippy::too_many_arguments)] // one call site: the thread body of `start`
 fn shard_main(
     r: ResolvedShard,
     overbooked: bool,
+    peer_distance: Vec<u8>,
     shared: Arc<ShardShared>,
     peers: Box<[Arc<ShardShared>]>,
     producers: Vec<Option<Producer<Envelope>>>,
@@ -737,6 +742,7 @@ fn shard_main(
     });
     let params = ShardParams {
         steal: r.steal,
+        peer_distance,
         batch_budget: r.batch_budget,
         spin_before_park: r.spin_before_park,
         tick_ns: (r.timer_tick.as_nanos() as u64).max(1),

@@ -158,6 +158,7 @@ impl TestKit {
             .map(|i| {
                 let params = ShardParams {
                     steal,
+                    peer_distance: Vec::new(),
                     batch_budget,
                     spin_before_park: Duration::ZERO,
                     tick_ns: (timer_tick.as_nanos() as u64).max(1),

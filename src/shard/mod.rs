@@ -22,6 +22,7 @@ pub(crate) mod io;
 mod local;
 pub(crate) mod poller;
 pub(crate) mod table;
+pub(crate) mod topology;
 pub(crate) mod wakefd;
 
 pub(crate) use envelope::{Envelope, EnvelopeKind, EnvelopeVTable};

@@ -198,10 +198,19 @@ impl ShardLocal {
         if n < 2 {
             return false;
         }
+        // Among the peers offering work, the nearest (shared caches); random among equals.
         let start = (self.next_random() % n as u64) as usize;
+        let distance = |p: usize| {
+            self.params
+                .peer_distance
+                .get(p)
+                .copied()
+                .unwrap_or(crate::shard::topology::SAME_PACKAGE)
+        };
         let victim = (0..n)
             .map(|i| (start + i) % n)
-            .find(|&p| p != self.id && self.peers[p].stealable.load(Ordering::Relaxed));
+            .filter(|&p| p != self.id && self.peers[p].stealable.load(Ordering::Relaxed))
+            .min_by_key(|&p| distance(p));
         let Some(victim) = victim else { return false };
         self.steal_in_flight.set(true);
         self.shared.counters.bump_steals_attempted();

@@ -122,6 +122,8 @@ impl OutLane {
 #[derive(Debug, Clone)]
 pub(crate) struct ShardParams {
     pub(crate) steal: crate::config::StealConfig,
+    /// Distance to each peer's CPU (`shard::topology`): steal from the nearest first.
+    pub(crate) peer_distance: Vec<u8>,
     pub(crate) batch_budget: usize,
     pub(crate) spin_before_park: Duration,
     pub(crate) tick_ns: u64,
