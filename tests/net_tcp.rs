@@ -265,11 +265,11 @@ fn slow_peer_gets_everything() {
     s.read_to_end(&mut back).unwrap();
     writer.join().unwrap();
     assert!(back == expected, "echo differs");
+    // Every byte went through the echo after it had blocked on output (`pendings > 0` above).
+    // Whether the resumption came from a WRITABLE event or from a readable one that retried
+    // the flush depends on how epoll coalesced the edges, so only the outcome is asserted.
     if let Ok(st) = echo.ask(EMsg::Stats, T) {
-        assert!(
-            st.writable_events > 0 && st.echoed == total as u64,
-            "{st:?}"
-        );
+        assert_eq!(st.echoed, total as u64, "{st:?}");
     }
     rt.shutdown().unwrap();
 }
