@@ -534,15 +534,7 @@ impl<A: Actor> ActorCell<A> {
             if let Some(Err(m)) =
                 self.call_plugin(shard, i, |p, a, ctx| p.shutdown_start(&reason, a, ctx))
             {
-                self.note_shutdown_panic(m.clone());
-                self.report(
-                    shard,
-                    LifecycleError::ShutdownFailed {
-                        actor: self.self_ref(shard),
-                        plugin: self.plugin_name(i),
-                        error: StopReason::Panicked(m),
-                    },
-                );
+                self.plugin_panicked_in_shutdown(shard, i, m);
             }
         }
     }
@@ -583,20 +575,26 @@ impl<A: Actor> ActorCell<A> {
                     self.mark(i, |s| s.shutdown_done = true);
                 }
                 Some(Err(m)) => {
-                    self.note_shutdown_panic(m.clone());
-                    self.report(
-                        shard,
-                        LifecycleError::ShutdownFailed {
-                            actor: self.self_ref(shard),
-                            plugin: self.plugin_name(i),
-                            error: StopReason::Panicked(m),
-                        },
-                    );
+                    self.plugin_panicked_in_shutdown(shard, i, m);
                     self.mark(i, |s| s.shutdown_done = true);
                 }
             }
         }
         self.finish_stop(shard);
+    }
+
+    /// Plugin `i` panicked during the S-phase: the phase goes on, the final reason becomes a
+    /// failure, and the panic is reported.
+    fn plugin_panicked_in_shutdown(&self, shard: &ShardLocal, i: usize, message: String) {
+        self.note_shutdown_panic(message.clone());
+        self.report(
+            shard,
+            LifecycleError::ShutdownFailed {
+                actor: self.self_ref(shard),
+                plugin: self.plugin_name(i),
+                error: StopReason::Panicked(message),
+            },
+        );
     }
 
     fn note_shutdown_panic(&self, message: String) {

@@ -85,6 +85,17 @@ pub enum Progress {
     Failed(StopReason),
 }
 
+impl Progress {
+    /// `Done` if `done`, else `Pending` (the usual answer of a plugin waiting for something).
+    pub fn done_when(done: bool) -> Progress {
+        if done {
+            Progress::Done
+        } else {
+            Progress::Pending
+        }
+    }
+}
+
 /// A type-erased control message for plugins: lifecycle, supervision, link and registry
 /// protocols travel as `SystemMsg`s in the control lane (never refused by a full mailbox,
 /// handled before user messages).

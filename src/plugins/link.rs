@@ -401,11 +401,7 @@ impl<A: Actor> Plugin<A> for LinkClient<A> {
         let own_clients = ctx
             .with_plugin(|s: &mut LinkServer, _| s.has_clients())
             .unwrap_or(false);
-        if own_clients {
-            Progress::Pending
-        } else {
-            Progress::Done
-        }
+        Progress::done_when(!own_clients)
     }
 
     fn finished(&mut self, _reason: &StopReason, _actor: &mut A, ctx: &mut Context<'_, A>) {
@@ -546,11 +542,7 @@ impl<A: Actor> Plugin<A> for LinkServer {
     }
 
     fn shutdown(&mut self, _actor: &mut A, _ctx: &mut Context<'_, A>) -> Progress {
-        if self.has_clients() {
-            Progress::Pending
-        } else {
-            Progress::Done
-        }
+        Progress::done_when(!self.has_clients())
     }
 
     fn control(

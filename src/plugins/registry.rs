@@ -316,11 +316,9 @@ impl<A: Actor> Plugin<A> for RegistryClient<A> {
         if let Some(e) = &self.failure {
             return Progress::Failed(StopReason::Registry(e.clone()));
         }
-        if !self.registering.is_empty() || self.discoveries.values().any(|d| d.holds_init) {
-            Progress::Pending
-        } else {
-            Progress::Done
-        }
+        Progress::done_when(
+            self.registering.is_empty() && !self.discoveries.values().any(|d| d.holds_init),
+        )
     }
 
     fn shutdown_start(&mut self, _reason: &StopReason, _actor: &mut A, ctx: &mut Context<'_, A>) {
@@ -344,11 +342,7 @@ impl<A: Actor> Plugin<A> for RegistryClient<A> {
 
     fn shutdown(&mut self, _actor: &mut A, _ctx: &mut Context<'_, A>) -> Progress {
         let registry_alive = self.registry.as_ref().is_some_and(ActorRef::is_alive);
-        if self.leaving.is_some() && registry_alive {
-            Progress::Pending
-        } else {
-            Progress::Done
-        }
+        Progress::done_when(!(self.leaving.is_some() && registry_alive))
     }
 
     fn control(

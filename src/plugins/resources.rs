@@ -71,19 +71,11 @@ impl<A: Actor> Plugin<A> for Resources {
     }
 
     fn init(&mut self, _actor: &mut A, _ctx: &mut Context<'_, A>) -> Progress {
-        if self.holds_init() {
-            Progress::Pending
-        } else {
-            Progress::Done
-        }
+        Progress::done_when(!self.holds_init())
     }
 
     fn shutdown(&mut self, _actor: &mut A, _ctx: &mut Context<'_, A>) -> Progress {
-        if self.holds_shutdown() {
-            Progress::Pending
-        } else {
-            Progress::Done
-        }
+        Progress::done_when(!self.holds_shutdown())
     }
 }
 

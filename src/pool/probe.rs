@@ -159,11 +159,7 @@ impl Plugin<Probe> for Parent {
     fn shutdown(&mut self, probe: &mut Probe, _ctx: &mut Context<'_, Probe>) -> Progress {
         // A member whose address died without a Down event (forced at runtime shutdown) does
         // not hold the phase; the probe's S-phase timeout bounds the rest.
-        if probe.alive() == 0 {
-            Progress::Done
-        } else {
-            Progress::Pending
-        }
+        Progress::done_when(probe.alive() == 0)
     }
 
     fn control(

@@ -534,11 +534,7 @@ impl Plugin<Supervisor> for ChildManager {
         if let Some(f) = &sup.init_failure {
             return Progress::Failed(f.clone());
         }
-        if sup.children.iter().any(|c| c.phase == Phase::Starting) {
-            Progress::Pending
-        } else {
-            Progress::Done
-        }
+        Progress::done_when(!sup.children.iter().any(|c| c.phase == Phase::Starting))
     }
 
     fn start(&mut self, sup: &mut Supervisor, ctx: &mut Context<'_, Supervisor>) {
@@ -581,11 +577,7 @@ impl Plugin<Supervisor> for ChildManager {
                 c.phase = Phase::Down;
             }
         }
-        if sup.alive() == 0 {
-            Progress::Done
-        } else {
-            Progress::Pending
-        }
+        Progress::done_when(sup.alive() == 0)
     }
 
     fn control(
