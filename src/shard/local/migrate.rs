@@ -19,8 +19,8 @@
 //!    from its slab while **keeping their slots** (their addresses stay valid), records a
 //!    forward `slot → thief`, and sends the packed actors — each with its queued messages —
 //!    to the thief in one envelope. If it has nothing to give it sends a refusal and
-//!    withdraws its flag until its next iteration republishes it, so refused thieves do not
-//!    loop on requests.
+//!    withdraws its flag for 200 µs (`OFFER_QUIET_NS`), so a victim whose ready actors cannot
+//!    move does not re-offer — and wake the thief — at every loop iteration.
 //! 3. The thief installs each actor in a slot of its own, as a guest that remembers its home.
 //! 4. Whatever reaches the victim for a moved actor afterwards — user messages, control
 //!    messages, ask replies turned into messages, messages of the victim's own actors — is
@@ -64,6 +64,9 @@ pub(crate) trait Movable: Send {
     /// The actor's home.
     fn home(&self) -> &HomeId;
 }
+
+/// How long a victim that had to refuse a thief stays quiet before offering again (200 µs).
+const OFFER_QUIET_NS: u64 = 200_000;
 
 /// A guest's home identity: `(home shard, slot, generation)`.
 pub(super) type HomeKey = (usize, u32, u32);
@@ -149,6 +152,7 @@ impl ShardLocal {
         let s = &self.params.steal;
         let want = s.may_be_stolen
             && self.migratable_home.get() > 0
+            && self.now_ns() >= self.offer_quiet_until.get()
             && self.ready.borrow().len() >= s.backlog_threshold.max(1)
             && self.has_ready_migratable();
         if want != self.stealable_published.get() {
@@ -171,6 +175,8 @@ impl ShardLocal {
     ///
     /// [`publish_stealable`]: Self::publish_stealable
     fn withdraw_offer(&self) {
+        self.offer_quiet_until
+            .set(self.now_ns().saturating_add(OFFER_QUIET_NS));
         if self.stealable_published.replace(false) {
             self.shared.stealable.store(false, Ordering::Relaxed);
         }

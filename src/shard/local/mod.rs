@@ -179,6 +179,10 @@ pub(crate) struct ShardLocal {
     stealable_published: StdCell<bool>,
     /// A steal request of this shard awaits its answer.
     steal_in_flight: StdCell<bool>,
+    /// After refusing a thief, this shard does not offer work again before this time (its
+    /// clock, ns): otherwise a victim whose ready actors cannot move would re-offer, and wake
+    /// the thief, at every loop iteration.
+    offer_quiet_until: StdCell<u64>,
     /// xorshift64 state for victim choice (seeded by the shard id).
     rng: StdCell<u64>,
     #[cfg(not(coreactor_loom))]
@@ -274,6 +278,7 @@ impl ShardLocal {
             migratable_home: StdCell::new(0),
             stealable_published: StdCell::new(false),
             steal_in_flight: StdCell::new(false),
+            offer_quiet_until: StdCell::new(0),
             rng: StdCell::new(0x9E37_79B9_7F4A_7C15 ^ (shared.id as u64 + 1)),
             #[cfg(not(coreactor_loom))]
             poller,
