@@ -78,6 +78,17 @@ impl Actor for Pumper {
     }
 }
 
+/// 100 messages to each actor, then one step of shard 0: a turn handles 64 of each, so every
+/// actor stays ready and shard 0 has a backlog to offer.
+fn backlog_on_shard_0(kit: &TestKit, actors: &[Addr<Recorder>]) {
+    for r in actors {
+        for i in 0..100 {
+            r.tell(RecMsg::Data(1, i)).unwrap();
+        }
+    }
+    kit.step(0);
+}
+
 fn steal_config() -> StealConfig {
     StealConfig {
         backlog_threshold: 2,
@@ -203,13 +214,7 @@ fn a_migrated_actor_answers_asks_and_keeps_its_address() {
         .map(|_| kit.spawn_migratable_on(0, Recorder::default()))
         .collect();
     kit.run_until_idle();
-    // A backlog on shard 0: 100 messages each, one step handles 64 of each.
-    for r in &rs {
-        for i in 0..100 {
-            r.tell(RecMsg::Data(1, i)).unwrap();
-        }
-    }
-    kit.step(0);
+    backlog_on_shard_0(&kit, &rs);
     assert!(kit.steal(1), "shard 0 advertises work");
     kit.run_until_idle();
     assert_eq!(
@@ -238,12 +243,7 @@ fn a_migrated_actor_that_panics_frees_its_address() {
         .map(|_| kit.spawn_migratable_on(0, Recorder::default()))
         .collect();
     kit.run_until_idle();
-    for r in &rs {
-        for i in 0..100 {
-            r.tell(RecMsg::Data(1, i)).unwrap();
-        }
-    }
-    kit.step(0);
+    backlog_on_shard_0(&kit, &rs);
     assert!(kit.steal(1));
     kit.run_until_idle();
     let guest = rs
@@ -269,12 +269,7 @@ fn actors_with_pending_timers_or_pinned_actors_are_not_taken() {
         .map(|_| kit.spawn_on(0, Recorder::default()))
         .collect();
     kit.run_until_idle();
-    for r in &pinned {
-        for i in 0..100 {
-            r.tell(RecMsg::Data(1, i)).unwrap();
-        }
-    }
-    kit.step(0);
+    backlog_on_shard_0(&kit, &pinned);
     // Only pinned actors: shard 0 has no migratable work to advertise.
     assert!(!kit.steal(1));
     kit.run_until_idle();
@@ -340,12 +335,7 @@ fn asks_and_stops_in_flight_during_a_move_are_delivered_once() {
             .map(|_| kit.spawn_migratable_on(0, Recorder::default()))
             .collect();
         kit.run_until_idle();
-        for r in &rs {
-            for i in 0..100 {
-                r.tell(RecMsg::Data(1, i)).unwrap();
-            }
-        }
-        kit.step(0);
+        backlog_on_shard_0(&kit, &rs);
         // The steal request and these messages race towards shard 0 in an order the loop
         // picks; either way each is delivered once, where the actor is.
         let mut asks = Vec::new();

@@ -252,7 +252,7 @@ fn backoff_doubles_the_delay_between_restarts() {
 }
 
 #[test]
-fn jitter_stays_within_its_bounds_and_is_reproducible() {
+fn backoff_delay_doubles_is_capped_and_jitter_stays_within_its_bounds() {
     let b = Backoff {
         initial: Duration::from_millis(100),
         max: Duration::from_secs(1),

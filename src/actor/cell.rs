@@ -270,9 +270,9 @@ impl<A: Actor> ActorCell<A> {
 
     // ----- plugins -------------------------------------------------------------------------
 
-    /// Adds `plugin` at `rank` unless a plugin of its type is there; reopens its phases either
-    /// way (the actor asked it for more work). Returns true if it was added.
-    pub(crate) fn ensure_plugin<P: Plugin<A>>(&self, rank: u32, make: impl FnOnce() -> P) -> bool {
+    /// Adds `plugin` at `rank` unless a plugin of its type is there; reopens its I-phase either
+    /// way (the actor asked it for more work).
+    pub(crate) fn ensure_plugin<P: Plugin<A>>(&self, rank: u32, make: impl FnOnce() -> P) {
         self.dirty.set(true);
         let mut plugins = self.plugins.borrow_mut();
         if let Some(i) = plugins
@@ -280,7 +280,7 @@ impl<A: Actor> ActorCell<A> {
             .position(|s| s.plugin.as_mut().is_some_and(|p| p.as_any_mut().is::<P>()))
         {
             plugins[i].init_done = false;
-            return false;
+            return;
         }
         let at = plugins.partition_point(|s| s.rank <= rank);
         plugins.insert(
@@ -293,7 +293,6 @@ impl<A: Actor> ActorCell<A> {
                 shutdown_done: false,
             },
         );
-        true
     }
 
     /// Runs `f` on the plugin of type `P`, if the actor has one and it is not being called.
@@ -995,13 +994,7 @@ pub(crate) fn pack_cell<A: Actor + Send>(
 }
 
 impl<A: Actor + Send> Movable for Moved<A> {
-    fn install(
-        self: Box<Self>,
-        shard: &ShardLocal,
-        slot: u32,
-        generation: u32,
-        guest: bool,
-    ) -> std::rc::Rc<dyn Cell> {
+    fn install(self: Box<Self>, slot: u32, generation: u32, guest: bool) -> std::rc::Rc<dyn Cell> {
         let Moved {
             actor,
             mailbox,
@@ -1031,7 +1024,6 @@ impl<A: Actor + Send> Movable for Moved<A> {
         let interrupt = !control.is_empty();
         *cell.control.borrow_mut() = control;
         cell.interrupt.set(interrupt);
-        let _ = shard;
         std::rc::Rc::new(cell)
     }
 

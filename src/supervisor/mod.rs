@@ -157,6 +157,19 @@ struct Child {
     last_reason: Option<StopReason>,
 }
 
+impl Child {
+    /// A child not started yet.
+    fn new(spec: ChildSpec) -> Child {
+        Child {
+            spec,
+            actor: None,
+            phase: Phase::Down,
+            restarts: 0,
+            last_reason: None,
+        }
+    }
+}
+
 /// A group restart waiting for its members to be down.
 struct Group {
     /// Children to restart, in spec order.
@@ -438,13 +451,7 @@ impl Actor for Supervisor {
     fn init(&mut self, ctx: &mut Context<'_, Self>) {
         let specs = std::mem::take(&mut self.cfg.children);
         for spec in specs {
-            self.children.push(Child {
-                spec,
-                actor: None,
-                phase: Phase::Down,
-                restarts: 0,
-                last_reason: None,
-            });
+            self.children.push(Child::new(spec));
             let i = self.children.len() - 1;
             self.spawn_or_fail(i, ctx);
         }
@@ -461,13 +468,7 @@ impl Actor for Supervisor {
                     reply.send(Err(SpawnError::Shutdown));
                     return;
                 }
-                self.children.push(Child {
-                    spec,
-                    actor: None,
-                    phase: Phase::Down,
-                    restarts: 0,
-                    last_reason: None,
-                });
+                self.children.push(Child::new(spec));
                 let i = self.children.len() - 1;
                 match self.spawn(i, ctx) {
                     Ok(()) => reply.send(Ok(self.children[i].actor.clone().expect("just spawned"))),

@@ -52,15 +52,9 @@ pub(crate) struct HomeId {
 
 /// A packed actor on its way to another shard.
 pub(crate) trait Movable: Send {
-    /// Rebuilds the cell on `shard` at `(slot, generation)` of that shard: as a guest, or
+    /// Rebuilds the cell for `(slot, generation)` of the shard installing it: as a guest, or
     /// back at home (`guest == false`, when the thief had no room for it).
-    fn install(
-        self: Box<Self>,
-        shard: &ShardLocal,
-        slot: u32,
-        generation: u32,
-        guest: bool,
-    ) -> Rc<dyn Cell>;
+    fn install(self: Box<Self>, slot: u32, generation: u32, guest: bool) -> Rc<dyn Cell>;
     /// The actor's home.
     fn home(&self) -> &HomeId;
 }
@@ -309,7 +303,7 @@ impl ShardLocal {
                 self.send_remote(victim, back);
                 continue;
             };
-            let cell = movable.install(self, slot, generation, true);
+            let cell = movable.install(slot, generation, true);
             self.guest_slots
                 .borrow_mut()
                 .insert((victim, home_slot, home_generation), (slot, generation));
@@ -329,7 +323,7 @@ impl ShardLocal {
     /// Home side: a moved actor comes back (the thief had no room).
     fn return_home(&self, slot: u32, generation: u32, movable: Box<dyn Movable>) {
         self.forwards.borrow_mut().remove(&slot);
-        let cell = movable.install(self, slot, generation, false);
+        let cell = movable.install(slot, generation, false);
         self.install(slot, generation, cell);
     }
 
