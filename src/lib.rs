@@ -40,4 +40,5 @@ pub mod __loom {
     pub use crate::shard::close::ClosableQueue;
     pub use crate::shard::doorbell::{Doorbell, INJECT, SLEEPING, Wake, peer_bit};
     pub use crate::shard::wakefd::LoomWake;
+    pub use crate::testkit::model::{ModelLocal, ModelRuntime, ModelShard, ModelStopper};
 }

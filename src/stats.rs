@@ -4,7 +4,8 @@
 //! no read-modify-write on the hot path) and read by anyone with `Relaxed` loads: a snapshot is
 //! consistent per counter, not across counters.
 
-use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::StatU64;
+use crate::sync::atomic::Ordering;
 use std::time::Duration;
 
 macro_rules! counters {
@@ -12,7 +13,7 @@ macro_rules! counters {
         /// Per-shard counters (single writer: the shard thread, except where noted).
         #[derive(Default)]
         pub(crate) struct ShardCounters {
-            $( $(#[$doc])* pub(crate) $field: AtomicU64, )*
+            $( $(#[$doc])* pub(crate) $field: StatU64, )*
         }
 
         impl ShardCounters {
@@ -82,13 +83,13 @@ counters! {
 impl ShardCounters {
     /// Adds one to a counter that several threads write.
     #[inline]
-    pub(crate) fn bump_shared(counter: &AtomicU64) {
+    pub(crate) fn bump_shared(counter: &StatU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Adds `n` to a counter written only by the shard thread.
     #[inline]
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    pub(crate) fn add(counter: &StatU64, n: u64) {
         counter.store(
             counter.load(Ordering::Relaxed).wrapping_add(n),
             Ordering::Relaxed,

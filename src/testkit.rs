@@ -25,6 +25,9 @@
 //! assert_eq!(kit.ask(&echo, |r| (41, r)), Ok(42));
 //! ```
 
+#[cfg(coreactor_loom)]
+pub(crate) mod model;
+
 use crate::actor::{Actor, Addr, Reply, install_remote};
 use crate::error::AskError;
 use crate::mailbox::ring::{Consumer, Producer, ring};
@@ -39,6 +42,55 @@ use std::time::Duration;
 /// Upper bound on loop iterations of [`TestKit::run_until_idle`]: a system that never becomes
 /// idle (an actor that keeps sending to itself) is reported instead of hanging the test.
 pub const MAX_STEPS: usize = 1_000_000;
+
+/// The shared halves of `shards` shards and the ring endpoints between every pair:
+/// `producers[i][j]` / `consumers[j][i]` are the two ends of the ring from shard `i` to `j`.
+struct Wiring {
+    shared: Vec<Arc<ShardShared>>,
+    producers: Vec<Vec<Option<Producer<Envelope>>>>,
+    consumers: Vec<Vec<Option<Consumer<Envelope>>>>,
+}
+
+impl Wiring {
+    fn new(
+        rt: &Arc<RtShared>,
+        shards: usize,
+        ring_capacity: usize,
+        mailbox_capacity: usize,
+    ) -> Wiring {
+        let shared: Vec<Arc<ShardShared>> = (0..shards)
+            .map(|i| {
+                Arc::new(ShardShared::new(
+                    i,
+                    rt.clone(),
+                    new_waker().expect("eventfd"),
+                    crate::config::DEFAULT_MAX_ACTORS,
+                    mailbox_capacity,
+                ))
+            })
+            .collect();
+        let mut producers: Vec<Vec<Option<Producer<Envelope>>>> = (0..shards)
+            .map(|_| (0..shards).map(|_| None).collect())
+            .collect();
+        let mut consumers: Vec<Vec<Option<Consumer<Envelope>>>> = (0..shards)
+            .map(|_| (0..shards).map(|_| None).collect())
+            .collect();
+        for i in 0..shards {
+            for j in 0..shards {
+                if i != j {
+                    let (p, c) = ring(ring_capacity);
+                    producers[i][j] = Some(p);
+                    consumers[j][i] = Some(c);
+                }
+            }
+        }
+        Wiring {
+            shared,
+            producers,
+            consumers,
+        }
+    }
+}
 
 /// Shards stepped by hand with a virtual clock. See the [module docs](self).
 pub struct TestKit {
@@ -126,32 +178,11 @@ impl TestKit {
         });
         rt.lifecycle_hook = Some(Box::new(hook));
         let rt = Arc::new(rt);
-        let shared: Vec<Arc<ShardShared>> = (0..shards)
-            .map(|i| {
-                Arc::new(ShardShared::new(
-                    i,
-                    rt.clone(),
-                    new_waker().expect("eventfd"),
-                    crate::config::DEFAULT_MAX_ACTORS,
-                    mailbox_capacity,
-                ))
-            })
-            .collect();
-        let mut producers: Vec<Vec<Option<Producer<Envelope>>>> = (0..shards)
-            .map(|_| (0..shards).map(|_| None).collect())
-            .collect();
-        let mut consumers: Vec<Vec<Option<Consumer<Envelope>>>> = (0..shards)
-            .map(|_| (0..shards).map(|_| None).collect())
-            .collect();
-        for i in 0..shards {
-            for j in 0..shards {
-                if i != j {
-                    let (p, c) = ring(ring_capacity);
-                    producers[i][j] = Some(p);
-                    consumers[j][i] = Some(c);
-                }
-            }
-        }
+        let Wiring {
+            shared,
+            mut producers,
+            mut consumers,
+        } = Wiring::new(&rt, shards, ring_capacity, mailbox_capacity);
         let clock = Rc::new(Cell::new(0));
         let peers: Box<[Arc<ShardShared>]> = shared.clone().into();
         let locals = (0..shards)

@@ -748,7 +748,7 @@ impl<A: Actor> ActorCell<A> {
             let meta = self.meta(shard);
             meta.sub(handled as u32);
             let s = &meta.stats;
-            let add = |c: &crate::sync::atomic::AtomicU64, n: u64| {
+            let add = |c: &crate::sync::StatU64, n: u64| {
                 c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed)
             };
             add(&s.processed, handled as u64);

@@ -138,12 +138,6 @@ impl RtShared {
         self.state.load(Ordering::Relaxed) != RUNNING
     }
 
-    /// True during the graceful phase of `shutdown`.
-    #[inline]
-    pub(crate) fn is_draining(&self) -> bool {
-        self.state.load(Ordering::Relaxed) == DRAINING
-    }
-
     /// Nanoseconds since the runtime started (real time).
     #[inline]
     pub(crate) fn now_ns(&self) -> u64 {
@@ -272,11 +266,12 @@ impl ShardShared {
     }
 }
 
-thread_local! {
+crate::sync::thread_local_cell! {
     /// The shard this thread is running, or null. A raw pointer in a `Cell` (no destructor, no
     /// lazy registration): reading it is one TLS load on every send, which a `RefCell<Option<Rc>>`
-    /// made several times dearer (docs/benchmarks.md).
-    static CURRENT: std::cell::Cell<*const ShardLocal> = const { std::cell::Cell::new(std::ptr::null()) };
+    /// made several times dearer (docs/benchmarks.md). Through the sync shim so that each loom
+    /// model thread has its own (`loom-tests/steal.rs` runs several shards in one process).
+    static CURRENT: *const ShardLocal = std::ptr::null();
 }
 
 /// Runs `f` with the shard that the current thread is running, if any.

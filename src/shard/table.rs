@@ -55,10 +55,10 @@ pub(crate) enum Admit {
 /// readable by anyone.
 #[derive(Default)]
 pub(crate) struct StatCells {
-    pub(crate) processed: AtomicU64,
-    pub(crate) busy_ns: AtomicU64,
-    pub(crate) max_ns: AtomicU64,
-    pub(crate) wait_ns: AtomicU64,
+    pub(crate) processed: crate::sync::StatU64,
+    pub(crate) busy_ns: crate::sync::StatU64,
+    pub(crate) max_ns: crate::sync::StatU64,
+    pub(crate) wait_ns: crate::sync::StatU64,
 }
 
 /// One slot's shared bookkeeping, on its own cache line.

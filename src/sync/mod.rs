@@ -99,3 +99,37 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+/// A statistics counter (shard and actor counters): written by its shard thread (or bumped by
+/// senders), read as a `Relaxed` snapshot by others. No protocol relies on its value, so it is
+/// the std atomic under loom too: a modelled access would be one more point where loom explores
+/// a preemption, and the reactor-loop models (`loom-tests/steal.rs`) bump dozens per run.
+pub(crate) type StatU64 = std::sync::atomic::AtomicU64;
+
+/// Declares a thread-local `Cell<$ty>` (`static NAME: Cell<T> = init;`).
+///
+/// On std it is a `const`-initialised `thread_local!` (no lazy-init check on access); under
+/// loom it is `loom::thread_local!`, because loom runs every model thread on one OS thread: a
+/// std thread-local would be shared by all of them, and a shard's "current shard" pointer
+/// would leak into the other model threads.
+#[cfg(not(coreactor_loom))]
+macro_rules! thread_local_cell {
+    ($(#[$attr:meta])* static $name:ident: $ty:ty = $init:expr;) => {
+        std::thread_local! {
+            $(#[$attr])*
+            static $name: std::cell::Cell<$ty> = const { std::cell::Cell::new($init) };
+        }
+    };
+}
+
+#[cfg(coreactor_loom)]
+macro_rules! thread_local_cell {
+    ($(#[$attr:meta])* static $name:ident: $ty:ty = $init:expr;) => {
+        loom::thread_local! {
+            $(#[$attr])*
+            static $name: std::cell::Cell<$ty> = std::cell::Cell::new($init);
+        }
+    };
+}
+
+pub(crate) use thread_local_cell;

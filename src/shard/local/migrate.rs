@@ -110,10 +110,14 @@ impl ShardLocal {
         };
         let home = self.id;
         self.shared.counters.bump_forwarded();
-        self.send_remote(
-            to,
-            Envelope::task(move |host: &ShardLocal| host.deliver_to_guest(home, env)),
-        );
+        let task = Envelope::task(move |host: &ShardLocal| host.deliver_to_guest(home, env));
+        // DELIBERATELY BROKEN under `coreactor_loom_bug = "migrate"` (loom-tests/steal.rs must
+        // catch it): the forward takes the host's injection queue, a different channel from
+        // the ring that carries the actor, so it can arrive before the actor does.
+        #[cfg(coreactor_loom_bug = "migrate")]
+        self.peers[to].inject(task);
+        #[cfg(not(coreactor_loom_bug = "migrate"))]
+        self.send_remote(to, task);
         None
     }
 
@@ -190,7 +194,9 @@ impl ShardLocal {
     /// Thief side: if stealing is allowed and no request is in flight, asks one busy peer
     /// (chosen at random among those advertising work) for actors. True if a request left.
     pub(crate) fn try_steal(&self) -> bool {
-        if !self.params.steal.may_steal || self.steal_in_flight.get() || self.rt.is_shutting_down()
+        if !self.params.steal.may_steal
+            || self.steal_in_flight.get()
+            || self.runtime_shutting_down()
         {
             return false;
         }

@@ -196,11 +196,18 @@ pub(crate) struct ShardLocal {
     iterations: StdCell<u64>,
     /// True from the moment the loop found no work until the next iteration starts.
     idle: StdCell<bool>,
+    /// The runtime's state (`RUNNING`, `DRAINING`, ...) as read once at the start of this
+    /// loop iteration ([`observe_runtime`](Self::observe_runtime)).
+    rt_state: StdCell<u8>,
 }
 
 /// How long a shard whose outbound overflow waits for ring space parks at most before it
 /// retries (nothing wakes it when the peer frees space).
 const BACKLOG_RETRY: Duration = Duration::from_micros(200);
+
+/// Idle spins between two looks at the clock, the outbound backlog and the steal offers.
+/// Under loom a spin is a yield point and the model's clock never moves: one spin, then park.
+const SPINS_PER_CHECK: u32 = if cfg!(coreactor_loom) { 1 } else { 64 };
 
 /// The epoll token of the shard's own wake-up eventfd.
 #[cfg(not(coreactor_loom))]
@@ -288,6 +295,7 @@ impl ShardLocal {
             io_scratch: RefCell::new(Vec::new()),
             iterations: StdCell::new(0),
             idle: StdCell::new(false),
+            rt_state: StdCell::new(crate::shard::RUNNING),
             shared,
         };
         local.refresh_clock();
@@ -697,8 +705,34 @@ impl ShardLocal {
         n > 0
     }
 
-    /// One iteration of the reactor loop; true if it did any work.
+    /// Reads the runtime's state once for this loop iteration; true once the forced part of
+    /// shutdown began (the loop must end). The iteration then consults the cached value.
+    ///
+    /// Every change of the state is followed by a ring of every shard's doorbell
+    /// (`Runtime::shutdown`), so a shard that spins or parks learns of it through its doorbell
+    /// and reads it again at its next iteration, and the loop reads it again before it idles
+    /// (its own take may have consumed that ring): one load per busy iteration, not one per
+    /// spin.
+    fn observe_runtime(&self) -> bool {
+        let state = self.rt.state.load(Ordering::Relaxed);
+        self.rt_state.set(state);
+        matches!(state, crate::shard::STOPPING | crate::shard::STOPPED)
+    }
+
+    /// True once `shutdown` began (graceful phase included), as of this iteration's start.
+    pub(super) fn runtime_shutting_down(&self) -> bool {
+        self.rt_state.get() != crate::shard::RUNNING
+    }
+
+    /// One iteration of the reactor loop, as the test kit steps it; true if it did any work.
     pub(crate) fn run_once(&self) -> bool {
+        self.observe_runtime();
+        self.iterate()
+    }
+
+    /// One iteration of the reactor loop after [`observe_runtime`](Self::observe_runtime);
+    /// true if it did any work.
+    fn iterate(&self) -> bool {
         // A clock read costs ~37 ns here, as much as handling a small message. A busy shard
         // whose last iteration ended with a turn already read the clock at that turn's end
         // (`end_turn`): what happened since (that iteration's local deliveries and flush) is
@@ -710,7 +744,7 @@ impl ShardLocal {
         if !fresh || self.idle.get() || matches!(self.clock, Clock::Manual(_)) {
             self.refresh_clock();
         }
-        if !self.drain_started.get() && self.rt.is_draining() {
+        if !self.drain_started.get() && self.rt_state.get() == crate::shard::DRAINING {
             self.begin_drain();
         }
         if self.idle.replace(false) {
@@ -804,7 +838,7 @@ impl ShardLocal {
     /// The shard thread's main loop: runs until the runtime shuts down.
     pub(crate) fn run_loop(&self) {
         loop {
-            if self.rt.is_stopping() {
+            if self.observe_runtime() {
                 break;
             }
             let it = self.iterations.get().wrapping_add(1);
@@ -814,7 +848,7 @@ impl ShardLocal {
             if it % 16 == 0 && self.io.borrow().live() > 0 {
                 self.poll_io(Some(Duration::ZERO));
             }
-            if self.run_once() {
+            if self.iterate() {
                 self.account(true);
                 continue;
             }
@@ -822,6 +856,12 @@ impl ShardLocal {
             // Out of work: before spinning down, ask a busy peer for migratable actors.
             if self.try_steal() {
                 continue;
+            }
+            // This iteration may have taken the doorbell bit that announced a change of the
+            // runtime's state after it read the state: read it once more before idling (the
+            // take's Acquire makes the new state visible).
+            if self.observe_runtime() {
+                break;
             }
             self.idle.set(true);
             // Idle: spin, watching the doorbell, then park. The clock is read only every 64
@@ -831,17 +871,16 @@ impl ShardLocal {
             let search_until =
                 self.now_ns() + self.params.steal.search_before_park.as_nanos() as u64;
             let mut woke = false;
-            let mut spins = 0u32;
+            let mut spins_to_check = SPINS_PER_CHECK;
             loop {
-                if self.shared.doorbell.pending() != 0
-                    || self.has_local_work()
-                    || self.rt.is_stopping()
-                {
+                // A change of the runtime's state rings the doorbell (`observe_runtime`).
+                if self.shared.doorbell.pending() != 0 || self.has_local_work() {
                     woke = true;
                     break;
                 }
-                spins = spins.wrapping_add(1);
-                if spins % 64 == 0 {
+                spins_to_check -= 1;
+                if spins_to_check == 0 {
+                    spins_to_check = SPINS_PER_CHECK;
                     if self.has_backlog() && self.flush() {
                         woke = true;
                         break;
@@ -952,7 +991,11 @@ impl ShardLocal {
             }
         }
         while self.rt.stopped_actors_phase.load(Ordering::Acquire) < n {
-            if !self.drain_discarding() {
+            // Look at the phase again after the drain: the last shard's wake-up may be the
+            // doorbell bit that drain just took, and parking then would wait for the timeout
+            // (found by loom-tests/steal.rs, where a park has no timeout).
+            if !self.drain_discarding() && self.rt.stopped_actors_phase.load(Ordering::Acquire) < n
+            {
                 self.park(Some(Duration::from_millis(5)));
             }
         }
