@@ -325,11 +325,20 @@ impl ShardLocal {
         now
     }
 
-    /// Ends a turn: reads the real clock once and returns the turn's duration in nanoseconds,
-    /// measured from the end of the previous turn (or the start of the loop iteration). The
-    /// reading also refreshes the cached clock, so one read per turn serves both.
+    /// Ends a turn: publishes what the turn sent to other shards, then reads the real clock
+    /// once and returns the turn's duration in nanoseconds, measured from the end of the
+    /// previous turn (or the start of the loop iteration). The reading also refreshes the
+    /// cached clock, so one read per turn serves both.
+    ///
+    /// Publishing first takes the turn's bookkeeping (this clock read, the caller's decrement
+    /// of the slot word, which a sender on another core usually owns, and the statistics
+    /// stores) off the path of a request or reply: a cross-core round trip waits for each of
+    /// those only if they come before the ring tail store and the doorbell.
     #[inline]
     pub(crate) fn end_turn(&self) -> u64 {
+        if !self.dirty.borrow().is_empty() {
+            self.flush();
+        }
         let start = self.now.get();
         let now = self.refresh_clock();
         self.clock_fresh.set(true);
