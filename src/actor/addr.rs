@@ -237,7 +237,7 @@ impl<A: Actor> Addr<A> {
         if !meta.is_open(self.generation) {
             return None;
         }
-        let s = &meta.stats;
+        let s = meta.stats();
         let processed = s.processed.load(Ordering::Relaxed);
         let wait = s.wait_ns.load(Ordering::Relaxed);
         Some(ActorStats {

@@ -747,7 +747,7 @@ impl<A: Actor> ActorCell<A> {
             let max_ns = busy_ns;
             let meta = self.meta(shard);
             meta.sub(handled as u32);
-            let s = &meta.stats;
+            let s = meta.stats();
             let add = |c: &crate::sync::StatU64, n: u64| {
                 c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed)
             };
