@@ -34,6 +34,7 @@ use crate::stats::ShardCounters;
 use crate::sync::Arc;
 use crate::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use close::ClosableQueue;
+use crossbeam_utils::CachePadded;
 use doorbell::{Doorbell, INJECT};
 use std::rc::Rc;
 use std::sync::OnceLock;
@@ -167,15 +168,19 @@ pub(crate) struct ShardShared {
     pub(crate) inject: ClosableQueue<Envelope>,
     pub(crate) table: SlotTable,
     pub(crate) mailbox_capacity: u32,
-    pub(crate) counters: ShardCounters,
+    /// Written by the owner on every message: on lines of their own, so that senders of other
+    /// shards reading this struct's read-mostly fields (`rt`, `table`, `mailbox_capacity`) do
+    /// not miss on them after each of the owner's writes.
+    pub(crate) counters: CachePadded<ShardCounters>,
     pub(crate) facts: OnceLock<ThreadFacts>,
     /// Set once this shard finished stopping its actors at shutdown (phase 1).
     actors_stopped: AtomicBool,
     /// Actors installed on this shard and not yet removed (written by the owner, read by
     /// `shutdown` to see when the graceful phase is over).
     pub(crate) live_actors: AtomicUsize,
-    /// Set by the owner while it has ready migratable work to give (read by idle peers).
-    pub(crate) stealable: AtomicBool,
+    /// Set by the owner while it has ready migratable work to give (read by idle peers, at
+    /// every transition to idle: its own line, so that read does not pull in the counters).
+    pub(crate) stealable: CachePadded<AtomicBool>,
 }
 
 impl ShardShared {
@@ -193,11 +198,11 @@ impl ShardShared {
             inject: ClosableQueue::new(),
             table: SlotTable::new(max_actors),
             mailbox_capacity: u32::try_from(mailbox_capacity).unwrap_or(u32::MAX),
-            counters: ShardCounters::default(),
+            counters: CachePadded::new(ShardCounters::default()),
             facts: OnceLock::new(),
             actors_stopped: AtomicBool::new(false),
             live_actors: AtomicUsize::new(0),
-            stealable: AtomicBool::new(false),
+            stealable: CachePadded::new(AtomicBool::new(false)),
         }
     }
 

@@ -44,6 +44,7 @@ use crate::sync::atomic::Ordering;
 use crate::timer::{TimerKey, TimerWheel};
 use asks::AskTable;
 pub(crate) use asks::{PendingAsk, REPLY_VT};
+use crossbeam_utils::CachePadded;
 use std::any::Any;
 use std::cell::{Cell as StdCell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -152,7 +153,10 @@ pub(crate) struct ShardLocal {
     early: RefCell<HashMap<u32, Vec<Envelope>>>,
     out: RefCell<Vec<Option<OutLane>>>,
     dirty: RefCell<Vec<usize>>,
-    inbound: RefCell<Vec<Option<Consumer<Envelope>>>>,
+    /// Inbound ring endpoints, each on lines of its own: the vector was allocated by the thread
+    /// that built the runtime, next to the other shards' vectors, and the consumer's private
+    /// indices change on every drain.
+    inbound: RefCell<Vec<CachePadded<Option<Consumer<Envelope>>>>>,
     timers: RefCell<TimerWheel<TimerAction>>,
     fired: RefCell<Vec<(TimerKey, TimerAction)>>,
     asks: RefCell<AskTable>,
@@ -267,7 +271,7 @@ impl ShardLocal {
             early: RefCell::new(HashMap::new()),
             out: RefCell::new(out),
             dirty: RefCell::new(Vec::new()),
-            inbound: RefCell::new(consumers),
+            inbound: RefCell::new(consumers.into_iter().map(CachePadded::new).collect()),
             timers: RefCell::new(TimerWheel::new(0)),
             fired: RefCell::new(Vec::new()),
             asks: RefCell::new(AskTable::default()),
@@ -639,7 +643,7 @@ impl ShardLocal {
                         self.shared.doorbell.ring(peer_bit(peer));
                     }
                 }
-                self.inbound.borrow_mut()[peer] = consumer;
+                *self.inbound.borrow_mut()[peer] = consumer;
             }
         }
         any
@@ -1026,7 +1030,7 @@ impl Drop for ShardLocal {
         // Whatever is still in the rings towards this shard is dropped with the consumers; the
         // payloads' own destructors answer any `Reply` inside.
         let consumers = std::mem::take(&mut *self.inbound.borrow_mut());
-        for mut c in consumers.into_iter().flatten() {
+        for mut c in consumers.into_iter().filter_map(CachePadded::into_inner) {
             while let Some(env) = c.pop() {
                 self.shared.discard(env, DeadLetterReason::Shutdown);
             }
