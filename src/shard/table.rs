@@ -50,6 +50,8 @@ const OPEN: u64 = 1 << 31;
 const COUNT_MASK: u64 = OPEN - 1;
 /// The credit field of the owner's `done` word.
 const COUNT_MASK_32: u64 = u32::MAX as u64;
+/// Credit at which the owner subtracts it from `count` itself (see [`SlotMeta::sub`]).
+const OWNER_RECLAIM_AT: u64 = 1 << 16;
 
 /// Why a send could not be admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,9 +127,18 @@ impl SlotMeta {
             }
             if cur & COUNT_MASK >= u64::from(capacity) {
                 // `count` over-reports by the credit the owner returned: take it back before
-                // answering Full.
+                // answering Full. No credit to take: another sender may have just taken it and
+                // be about to subtract it, so look at the word once more; Full only if it did
+                // not move. (A sender paused between its two CASes can still make a concurrent
+                // sender see Full one message early: the answer is a snapshot, and a retrying
+                // sender finds the credit.)
                 if !self.reclaim(generation_) {
-                    return Admit::Full;
+                    let now = self.send.word.load(Ordering::Relaxed);
+                    if now == cur {
+                        return Admit::Full;
+                    }
+                    cur = now;
+                    continue;
                 }
                 cur = self.send.word.load(Ordering::Relaxed);
                 continue;
@@ -198,10 +209,15 @@ impl SlotMeta {
     pub(crate) fn sub(&self, n: u32) {
         if n > 0 {
             let prev = self.own.done.fetch_add(u64::from(n), Ordering::Relaxed);
-            debug_assert!(
-                (prev & COUNT_MASK_32) + u64::from(n) <= COUNT_MASK,
-                "credit overflow"
-            );
+            let credit = (prev & COUNT_MASK_32) + u64::from(n);
+            debug_assert!(credit <= COUNT_MASK, "credit overflow");
+            // Senders take credit back only at the bound. An actor fed mostly by forced
+            // messages (timers, ask continuations) may not see a sender there for a long time,
+            // while `count` and `done` both grow: the owner takes the credit back itself before
+            // `count` could reach `OPEN`'s bit.
+            if credit >= OWNER_RECLAIM_AT {
+                self.reclaim(generation(prev));
+            }
         }
     }
 
@@ -440,5 +456,24 @@ mod tests {
             assert_eq!(m.admit(g2, 3), Admit::Ok);
         }
         assert_eq!(m.admit(g2, 3), Admit::Full);
+    }
+
+    #[test]
+    fn forced_messages_alone_never_overflow_the_count() {
+        let t = SlotTable::new(1);
+        let (s, g) = t.reserve().unwrap();
+        let m = t.get(s).unwrap();
+        // Far more forced messages than the count field's 31 bits hold, handled in turns of
+        // 64 with no sender ever at the bound: the owner takes its credit back itself.
+        for _ in 0..(1u64 << 32) / (64 * 1024) {
+            for _ in 0..1024 {
+                m.add_forced(64);
+                m.sub(64);
+            }
+        }
+        assert!(m.is_open(g), "the count never reached the OPEN bit");
+        assert_eq!(m.queued(g), 0);
+        assert_eq!(m.admit(g, 1), Admit::Ok);
+        assert_eq!(m.admit(g, 1), Admit::Full);
     }
 }
