@@ -416,14 +416,21 @@ impl Plugin<Registry> for Server {
 }
 
 /// The runtime's registry, if one was started.
-pub(crate) fn lookup(rt: &RtShared) -> Option<&ActorRef> {
-    rt.registry.get().and_then(|r| r.downcast_ref::<ActorRef>())
+pub(crate) fn lookup(shards: &[Arc<ShardShared>]) -> Option<ActorRef> {
+    let &(shard, slot, generation) = shards.first()?.rt.registry.get()?;
+    Some(ActorRef::of::<Registry>(
+        shards.get(shard)?.clone(),
+        slot,
+        generation,
+    ))
 }
 
 /// Makes `registry` the runtime's registry. Returns false (and changes nothing) if the
 /// runtime has one already.
 pub(crate) fn publish(rt: &RtShared, registry: &Addr<Registry>) -> bool {
-    rt.registry.set(Box::new(registry.actor_ref())).is_ok()
+    rt.registry
+        .set((registry.shard(), registry.slot, registry.generation))
+        .is_ok()
 }
 
 /// Spawns a [`Registry`] on shard `shard` of a started runtime and publishes it.
@@ -475,6 +482,19 @@ mod tests {
     use super::*;
     use crate::lifecycle::State;
     use crate::testkit::TestKit;
+
+    #[test]
+    fn a_published_registry_does_not_keep_the_runtime_alive() {
+        let kit = TestKit::with_registry(2);
+        let registry = kit.registry().expect("published");
+        let rt = std::sync::Arc::downgrade(&registry.actor_ref().shard.rt);
+        drop(registry);
+        drop(kit);
+        assert!(
+            rt.upgrade().is_none(),
+            "the registry reference kept the runtime's shared state alive (a cycle)"
+        );
+    }
 
     /// An actor with no registry plugin: it never unregisters anything itself.
     struct Mute;

@@ -246,7 +246,7 @@ impl TestKit {
 
     /// The kit's name registry, if one was started.
     pub fn registry(&self) -> Option<Addr<crate::registry::Registry>> {
-        crate::registry::lookup(&self.rt).and_then(|r| r.downcast())
+        crate::registry::lookup(&self.shared).and_then(|r| r.downcast())
     }
 
     /// Number of shards.

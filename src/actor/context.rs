@@ -57,6 +57,11 @@ impl<'a, A: Actor> Context<'a, A> {
     }
 
     /// Shard `shard`'s shared half, or the typed error for a shard that does not exist.
+    /// Every shard of the runtime, by id.
+    pub(crate) fn shards(&self) -> &[crate::sync::Arc<crate::shard::ShardShared>] {
+        &self.shard.peers
+    }
+
     fn peer(
         &self,
         shard: usize,

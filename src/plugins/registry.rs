@@ -371,7 +371,7 @@ impl<A: Actor> Plugin<A> for RegistryClient<A> {
 impl<A: Actor> Context<'_, A> {
     /// The runtime's name registry, if it has one.
     pub fn registry(&self) -> Option<ActorRef> {
-        crate::registry::lookup(&self.actor_ref().shard.rt).cloned()
+        crate::registry::lookup(self.shards())
     }
 
     fn registry_client(&mut self) {

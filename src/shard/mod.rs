@@ -104,9 +104,11 @@ pub(crate) struct RtShared {
     pub(crate) lifecycle_hook: Option<Box<dyn std::any::Any + Send + Sync>>,
     /// Lifecycle contract violations reported so far.
     pub(crate) lifecycle_errors: AtomicU64,
-    /// The runtime's name registry, when it has one (opaque to this layer: the registry
-    /// module stores its actor reference here once, at start).
-    pub(crate) registry: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
+    /// The runtime's name registry, when it has one: `(shard, slot, generation)` of its actor,
+    /// set once at start (the registry module builds the reference from it). Ids, not an
+    /// actor reference: a reference holds its shard, which holds this struct, and that cycle
+    /// leaked the whole runtime (found by LeakSanitizer).
+    pub(crate) registry: std::sync::OnceLock<(usize, u32, u32)>,
 }
 
 impl RtShared {
