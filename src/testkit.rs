@@ -43,6 +43,25 @@ use std::time::Duration;
 /// idle (an actor that keeps sending to itself) is reported instead of hanging the test.
 pub const MAX_STEPS: usize = 1_000_000;
 
+/// Installs `actor`, unsupervised, in the reserved `(slot, generation)` of `shard` at once
+/// (it runs its `started` hook at the shard's next step); a `packer` makes it migratable.
+fn install_now<A: Actor>(
+    shard: &ShardLocal,
+    slot: u32,
+    generation: u32,
+    actor: A,
+    packer: Option<crate::actor::cell::Packer<A>>,
+) {
+    install_remote(
+        shard,
+        slot,
+        generation,
+        move || actor,
+        crate::actor::cell::Supervision::none(),
+        packer,
+    );
+}
+
 /// The shared halves of `shards` shards and the ring endpoints between every pair:
 /// `producers[i][j]` / `consumers[j][i]` are the two ends of the ring from shard `i` to `j`.
 struct Wiring {
@@ -264,14 +283,7 @@ impl TestKit {
         let target = &self.shared[shard];
         let (slot, generation) = target.table.reserve().expect("shard full");
         let _guard = CurrentGuard::enter(self.shards[shard].clone());
-        install_remote(
-            &self.shards[shard],
-            slot,
-            generation,
-            move || actor,
-            crate::actor::cell::Supervision::none(),
-            None,
-        );
+        install_now(&self.shards[shard], slot, generation, actor, None);
         Addr::new(target.clone(), slot, generation)
     }
 
@@ -285,12 +297,11 @@ impl TestKit {
         let target = &self.shared[shard];
         let (slot, generation) = target.table.reserve().expect("shard full");
         let _guard = CurrentGuard::enter(self.shards[shard].clone());
-        install_remote(
+        install_now(
             &self.shards[shard],
             slot,
             generation,
-            move || actor,
-            crate::actor::cell::Supervision::none(),
+            actor,
             Some(crate::actor::cell::pack_cell::<A>),
         );
         Addr::new(target.clone(), slot, generation)

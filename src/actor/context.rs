@@ -56,12 +56,12 @@ impl<'a, A: Actor> Context<'a, A> {
         self.shard.peers.len()
     }
 
-    /// Shard `shard`'s shared half, or the typed error for a shard that does not exist.
     /// Every shard of the runtime, by id.
     pub(crate) fn shards(&self) -> &[crate::sync::Arc<crate::shard::ShardShared>] {
         &self.shard.peers
     }
 
+    /// Shard `shard`'s shared half, or the typed error for a shard that does not exist.
     fn peer(
         &self,
         shard: usize,

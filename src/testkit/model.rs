@@ -12,8 +12,8 @@
 //!   timeout (the stricter case: a lost wake-up deadlocks instead of being rescued);
 //! * there is no I/O poller, no pinning, and no thread naming.
 
-use super::Wiring;
-use crate::actor::{Actor, Addr, install_remote};
+use super::{Wiring, install_now};
+use crate::actor::{Actor, Addr};
 use crate::config::StealConfig;
 use crate::mailbox::ring::{Consumer, Producer};
 use crate::shard::{
@@ -190,12 +190,11 @@ impl ModelLocal<'_> {
             self.local.id,
             "the reserved slot is on another shard"
         );
-        install_remote(
+        install_now(
             self.local,
             addr.slot,
             addr.generation,
-            move || actor,
-            crate::actor::cell::Supervision::none(),
+            actor,
             Some(crate::actor::cell::pack_cell::<A>),
         );
     }
@@ -208,14 +207,7 @@ impl ModelLocal<'_> {
     pub fn spawn<A: Actor>(&self, actor: A) -> Addr<A> {
         let shared = &self.local.shared;
         let (slot, generation) = shared.table.reserve().expect("shard full");
-        install_remote(
-            self.local,
-            slot,
-            generation,
-            move || actor,
-            crate::actor::cell::Supervision::none(),
-            None,
-        );
+        install_now(self.local, slot, generation, actor, None);
         Addr::new(shared.clone(), slot, generation)
     }
 }

@@ -334,10 +334,11 @@ impl ShardLocal {
     /// previous turn (or the start of the loop iteration). The reading also refreshes the
     /// cached clock, so one read per turn serves both.
     ///
-    /// Publishing first takes the turn's bookkeeping (this clock read, the caller's decrement
-    /// of the slot word, which a sender on another core usually owns, and the statistics
-    /// stores) off the path of a request or reply: a cross-core round trip waits for each of
-    /// those only if they come before the ring tail store and the doorbell.
+    /// Publishing first takes the turn's bookkeeping (this clock read, the caller's return of
+    /// mailbox credit and the statistics stores) off the path of a request or reply: a
+    /// cross-core round trip waits for each of those only if they come before the ring tail
+    /// store and the doorbell. (`run_ready` still flushes after every turn, for the turns that
+    /// handled no user message and so never reach this.)
     #[inline]
     pub(crate) fn end_turn(&self) -> u64 {
         if !self.dirty.borrow().is_empty() {
