@@ -104,8 +104,10 @@ impl ShardCounters {
 /// messages, so `processing_total` is exact and `processing_max` is the longest turn — the
 /// longest single message whenever messages arrive one per turn, an upper bound on it otherwise.
 /// Mailbox wait is the time from the send (the sender shard's loop clock, refreshed once per
-/// loop iteration, or the real clock for outside senders) to the start of the turn that handled
-/// the message.
+/// loop iteration) to the start of the turn that handled the message. A message from a thread
+/// outside the runtime is stamped by the receiving shard instead, with its clock at its
+/// previous take of the injection queue (or at its wake-up, if it was idle): right to within
+/// one loop iteration as well, without a clock read on the sender's side.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ActorStats {
     /// Messages handled.

@@ -8,8 +8,8 @@ use crate::error::{AskError, SendError};
 use crate::mailbox::erased::ErasedMsg;
 use crate::shard::table::Admit;
 use crate::shard::{
-    DeadLetterReason, Envelope, EnvelopeKind, EnvelopeVTable, ShardLocal, ShardShared, route,
-    with_current,
+    DeadLetterReason, Envelope, EnvelopeKind, EnvelopeVTable, STAMP_ON_ARRIVAL, ShardLocal,
+    ShardShared, route, with_current,
 };
 use crate::stats::ActorStats;
 use crate::sync::Arc;
@@ -346,9 +346,13 @@ impl<A: Actor> Addr<A> {
             _ => Some(msg),
         });
         if let Some(msg) = leftover {
-            let stamp = self.shard.rt.now_ns();
-            self.shard
-                .inject(Vt::<A>::user(self.slot, self.generation, stamp, msg));
+            // No clock read here: the shard stamps the message when it takes it in.
+            self.shard.inject(Vt::<A>::user(
+                self.slot,
+                self.generation,
+                STAMP_ON_ARRIVAL,
+                msg,
+            ));
         }
     }
 

@@ -30,13 +30,20 @@ pub(crate) struct EnvelopeVTable {
     pub(crate) type_name: fn() -> &'static str,
 }
 
+/// The `stamp` of an envelope sent from a thread outside the runtime: the destination shard
+/// stamps it when it takes it from the injection queue (see `ShardLocal::drain_inbound`), which
+/// spares the sender a clock read (~35 ns here, a sixth of an outside send). A stamp that
+/// reaches a handler unreplaced reads as no wait (`saturating_sub`).
+pub(crate) const STAMP_ON_ARRIVAL: u64 = u64::MAX;
+
 /// A message in transit to a shard.
 pub(crate) struct Envelope {
     /// Destination slot (actor slot, or ask-table index for replies).
     pub(crate) slot: u32,
     /// Destination generation.
     pub(crate) generation: u32,
-    /// When it was sent, in runtime nanoseconds (sender's clock), for mailbox-wait statistics.
+    /// When it was sent, in runtime nanoseconds (sender's clock), for mailbox-wait statistics;
+    /// [`STAMP_ON_ARRIVAL`] from an outside thread.
     pub(crate) stamp: u64,
     /// The payload.
     pub(crate) msg: ErasedMsg,

@@ -25,7 +25,7 @@ pub(crate) mod table;
 pub(crate) mod topology;
 pub(crate) mod wakefd;
 
-pub(crate) use envelope::{Envelope, EnvelopeKind, EnvelopeVTable};
+pub(crate) use envelope::{Envelope, EnvelopeKind, EnvelopeVTable, STAMP_ON_ARRIVAL};
 pub(crate) use local::{
     Cell, Clock, HomeId, Movable, PendingAsk, REPLY_VT, ShardLocal, ShardParams, TimerAction, Turn,
 };

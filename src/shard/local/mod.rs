@@ -168,6 +168,11 @@ pub(crate) struct ShardLocal {
     /// next iteration may start without its own clock read (see `run_once`).
     clock_fresh: StdCell<bool>,
     last_account: StdCell<u64>,
+    /// What the next messages taken from the injection queue are stamped with (their
+    /// [`STAMP_ON_ARRIVAL`](crate::shard::STAMP_ON_ARRIVAL) replaced): the shard's clock at
+    /// its previous take of that queue, or at the end of its last idle period (see
+    /// `drain_inbound`).
+    inject_since: StdCell<u64>,
     stopping: StdCell<bool>,
     /// The graceful phase of shutdown reached this shard.
     drain_started: StdCell<bool>,
@@ -281,6 +286,7 @@ impl ShardLocal {
             now: StdCell::new(0),
             clock_fresh: StdCell::new(false),
             last_account: StdCell::new(0),
+            inject_since: StdCell::new(0),
             stopping: StdCell::new(false),
             drain_started: StdCell::new(false),
             forwards: RefCell::new(HashMap::new()),
@@ -613,12 +619,22 @@ impl ShardLocal {
         let mut any = false;
         if bits & INJECT != 0 {
             self.shared.inject.drain_fence();
+            // Outside senders do not read the clock: what this take finds was pushed after
+            // (about) the previous take, or, if the shard idled since, during the idle period
+            // that ended when the first of it rang. So it is stamped with the clock of that
+            // take or of that wake-up: its mailbox wait is right to within one loop iteration
+            // (the precision of shard senders' stamps too), less an idle shard's wake-up
+            // latency.
+            let since = self.inject_since.replace(self.now_ns());
             let mut n = 0;
             while n < 4096 {
-                let Some(env) = self.shared.inject.pop() else {
+                let Some(mut env) = self.shared.inject.pop() else {
                     break;
                 };
                 n += 1;
+                if env.stamp == crate::shard::STAMP_ON_ARRIVAL {
+                    env.stamp = since;
+                }
                 self.shared.counters.bump_injected();
                 self.accept(env);
             }
@@ -764,6 +780,9 @@ impl ShardLocal {
         if self.idle.replace(false) {
             // The time since the last accounting was spent spinning or parked.
             self.account(false);
+            // What outside threads pushed meanwhile arrived during the idle period, which the
+            // first of it ended (`drain_inbound`).
+            self.inject_since.set(self.now_ns());
         }
         // A plain load first: the RMW of `take` would pull the doorbell's cache line away from
         // the producers on every iteration even when no bit is set. A bit set just after the
