@@ -310,6 +310,8 @@ impl ShardLocal {
         };
         local.refresh_clock();
         local.last_account.set(local.now.get());
+        // Not the epoch: what the first take finds was sent about when the shard started.
+        local.inject_since.set(local.now.get());
         Ok(local)
     }
 
