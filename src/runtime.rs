@@ -193,6 +193,9 @@ impl Builder {
         batch_budget: usize => batch_budget,
         /// How long an idle shard spins before parking (default 50 µs).
         spin_before_park: Duration => spin_before_park,
+        /// How long of that spin is pure spinning before the shard yields its CPU between
+        /// polls (default 5 µs).
+        spin_before_yield: Duration => spin_before_yield,
         /// Resolution of the timer wheel (default 1 ms).
         timer_tick: Duration => timer_tick,
         /// I/O events taken per `epoll_wait` (default 256).
@@ -745,6 +748,7 @@ fn shard_main(
         peer_distance,
         batch_budget: r.batch_budget,
         spin_before_park: r.spin_before_park,
+        spin_before_yield: r.spin_before_yield,
         tick_ns: (r.timer_tick.as_nanos() as u64).max(1),
         io_events: r.io_events,
     };

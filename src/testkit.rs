@@ -211,6 +211,7 @@ impl TestKit {
                     peer_distance: Vec::new(),
                     batch_budget,
                     spin_before_park: Duration::ZERO,
+                    spin_before_yield: Duration::ZERO,
                     tick_ns: (timer_tick.as_nanos() as u64).max(1),
                     io_events: 64,
                 };

@@ -179,6 +179,28 @@ fn out_of_range() {
 
 #[cfg(feature = "toml")]
 #[test]
+fn spin_before_yield_is_read_and_checked() {
+    let err = toml_err("[shard.1]\nspin_before_yield_us = 1000001");
+    assert_eq!(err.field(), "shard.1.spin_before_yield_us");
+    assert!(matches!(
+        err.kind(),
+        ConfigErrorKind::OutOfRange {
+            value: 1_000_001,
+            min: 0,
+            max: 1_000_000
+        }
+    ));
+    let config = Config::from_toml_str(
+        "shards = 2\n[shard]\nspin_before_yield_us = 0\n[shard.1]\nspin_before_yield_us = 7",
+    )
+    .unwrap();
+    let resolved = config.resolve_with_cpus(TWO_CPUS).unwrap();
+    assert_eq!(resolved[0].spin_before_yield, Duration::ZERO);
+    assert_eq!(resolved[1].spin_before_yield, Duration::from_micros(7));
+}
+
+#[cfg(feature = "toml")]
+#[test]
 fn out_of_range_in_toml() {
     let err = toml_err("[shard]\nspin_before_park_us = 2000000");
     assert_eq!(err.field(), "shard.spin_before_park_us");
@@ -459,6 +481,7 @@ fn default_shard(id: usize, cpu: usize) -> ResolvedShard {
         mailbox_capacity: d.mailbox_capacity,
         batch_budget: d.batch_budget,
         spin_before_park: d.spin_before_park,
+        spin_before_yield: d.spin_before_yield,
         timer_tick: d.timer_tick,
         io_events: d.io_events,
         max_actors: d.max_actors,

@@ -85,6 +85,13 @@ pub const DEFAULT_MAILBOX_CAPACITY: usize = 4096;
 pub const DEFAULT_BATCH_BUDGET: usize = 16;
 /// Default time an idle shard spins before it parks: 50 µs.
 pub const DEFAULT_SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
+/// Default time an idle shard spins before it starts yielding its CPU between polls: 5 µs.
+///
+/// Chosen from the peer comparison (`docs/benchmarks.md`, session 4): with more runnable threads
+/// than CPUs (an outside producer next to two shard threads on 2 CPUs) pure spinning took the
+/// producer's CPU and fork-join throughput was 1.3–1.7x lower; an answer that comes back within a
+/// few microseconds (ping-pong, asks between shards) still finds the shard spinning.
+pub const DEFAULT_SPIN_BEFORE_YIELD: Duration = Duration::from_micros(5);
 /// Default resolution of each shard's timer wheel: 1 ms.
 pub const DEFAULT_TIMER_TICK: Duration = Duration::from_millis(1);
 /// Default number of readiness events one `epoll_wait` call may return: `256`.
@@ -116,6 +123,8 @@ mod limits {
     pub(super) const MAILBOX_CAPACITY: (usize, usize) = (1, 1 << 24);
     pub(super) const BATCH_BUDGET: (usize, usize) = (1, 1 << 16);
     pub(super) const SPIN_BEFORE_PARK: (Duration, Duration) =
+        (Duration::ZERO, Duration::from_secs(1));
+    pub(super) const SPIN_BEFORE_YIELD: (Duration, Duration) =
         (Duration::ZERO, Duration::from_secs(1));
     pub(super) const TIMER_TICK: (Duration, Duration) =
         (Duration::from_micros(10), Duration::from_secs(1));
@@ -229,6 +238,12 @@ pub struct ShardConfig {
     /// Time an idle shard spins before it parks, at most 1 s (zero parks at once); default
     /// [`DEFAULT_SPIN_BEFORE_PARK`]. TOML `spin_before_park_us` (microseconds).
     pub spin_before_park: Duration,
+    /// Part of the idle spin spent purely spinning, at most 1 s; after it the shard yields its
+    /// CPU (`sched_yield`) between polls until `spin_before_park` is over, so that another
+    /// runnable thread on its CPU (an outside producer, another shard) can run. A value at or
+    /// above `spin_before_park` never yields; zero yields from the start. Default
+    /// [`DEFAULT_SPIN_BEFORE_YIELD`]. TOML `spin_before_yield_us` (microseconds).
+    pub spin_before_yield: Duration,
     /// Resolution of the shard's timer wheel, `10 µs..=1 s`; default [`DEFAULT_TIMER_TICK`].
     /// TOML `timer_tick_us` (microseconds).
     pub timer_tick: Duration,
@@ -250,6 +265,7 @@ impl Default for ShardConfig {
             mailbox_capacity: DEFAULT_MAILBOX_CAPACITY,
             batch_budget: DEFAULT_BATCH_BUDGET,
             spin_before_park: DEFAULT_SPIN_BEFORE_PARK,
+            spin_before_yield: DEFAULT_SPIN_BEFORE_YIELD,
             timer_tick: DEFAULT_TIMER_TICK,
             io_events: DEFAULT_IO_EVENTS,
             max_actors: DEFAULT_MAX_ACTORS,
@@ -290,6 +306,7 @@ impl ShardConfig {
         set(&mut self.mailbox_capacity, patch.mailbox_capacity);
         set(&mut self.batch_budget, patch.batch_budget);
         set(&mut self.spin_before_park, patch.spin_before_park);
+        set(&mut self.spin_before_yield, patch.spin_before_yield);
         set(&mut self.timer_tick, patch.timer_tick);
         set(&mut self.io_events, patch.io_events);
         set(&mut self.max_actors, patch.max_actors);
@@ -358,6 +375,8 @@ pub struct ShardOverride {
     pub batch_budget: Option<usize>,
     /// See [`ShardConfig::spin_before_park`].
     pub spin_before_park: Option<Duration>,
+    /// See [`ShardConfig::spin_before_yield`].
+    pub spin_before_yield: Option<Duration>,
     /// See [`ShardConfig::timer_tick`].
     pub timer_tick: Option<Duration>,
     /// See [`ShardConfig::io_events`].
@@ -409,6 +428,8 @@ pub struct ResolvedShard {
     pub batch_budget: usize,
     /// See [`ShardConfig::spin_before_park`].
     pub spin_before_park: Duration,
+    /// See [`ShardConfig::spin_before_yield`].
+    pub spin_before_yield: Duration,
     /// See [`ShardConfig::timer_tick`].
     pub timer_tick: Duration,
     /// See [`ShardConfig::io_events`].
@@ -617,7 +638,7 @@ impl Config {
     ///
     /// `<KEY>` is the TOML key of `[shard]` in upper case, with steal keys prefixed `STEAL_`
     /// and durations in their TOML unit: `CPU`, `RING_CAPACITY`, `MAILBOX_CAPACITY`,
-    /// `BATCH_BUDGET`, `SPIN_BEFORE_PARK_US`, `TIMER_TICK_US`, `IO_EVENTS`, `MAX_ACTORS`,
+    /// `BATCH_BUDGET`, `SPIN_BEFORE_PARK_US`, `SPIN_BEFORE_YIELD_US`, `TIMER_TICK_US`, `IO_EVENTS`, `MAX_ACTORS`,
     /// `STEAL_MAY_STEAL`, `STEAL_MAY_BE_STOLEN`, `STEAL_BACKLOG_THRESHOLD`, `STEAL_BATCH`,
     /// `STEAL_SEARCH_BEFORE_PARK_US`. Booleans are `true`/`false`/`1`/`0`.
     ///
@@ -775,6 +796,7 @@ impl Config {
                     mailbox_capacity: shard.mailbox_capacity,
                     batch_budget: shard.batch_budget,
                     spin_before_park: shard.spin_before_park,
+                    spin_before_yield: shard.spin_before_yield,
                     timer_tick: shard.timer_tick,
                     io_events: shard.io_events,
                     max_actors: shard.max_actors,
@@ -880,6 +902,7 @@ enum ShardKey {
     MailboxCapacity,
     BatchBudget,
     SpinBeforePark,
+    SpinBeforeYield,
     TimerTick,
     IoEvents,
     MaxActors,
@@ -923,12 +946,13 @@ enum Raw {
 }
 
 impl ShardKey {
-    const ALL: [Self; 13] = [
+    const ALL: [Self; 14] = [
         Self::Cpu,
         Self::RingCapacity,
         Self::MailboxCapacity,
         Self::BatchBudget,
         Self::SpinBeforePark,
+        Self::SpinBeforeYield,
         Self::TimerTick,
         Self::IoEvents,
         Self::MaxActors,
@@ -960,6 +984,7 @@ impl ShardKey {
             Self::MailboxCapacity => "mailbox_capacity",
             Self::BatchBudget => "batch_budget",
             Self::SpinBeforePark => "spin_before_park_us",
+            Self::SpinBeforeYield => "spin_before_yield_us",
             Self::TimerTick => "timer_tick_us",
             Self::IoEvents => "io_events",
             Self::MaxActors => "max_actors",
@@ -991,6 +1016,7 @@ impl ShardKey {
             Self::MailboxCapacity => "MAILBOX_CAPACITY",
             Self::BatchBudget => "BATCH_BUDGET",
             Self::SpinBeforePark => "SPIN_BEFORE_PARK_US",
+            Self::SpinBeforeYield => "SPIN_BEFORE_YIELD_US",
             Self::TimerTick => "TIMER_TICK_US",
             Self::IoEvents => "IO_EVENTS",
             Self::MaxActors => "MAX_ACTORS",
@@ -1025,6 +1051,7 @@ impl ShardKey {
             Self::MailboxCapacity => count(limits::MAILBOX_CAPACITY),
             Self::BatchBudget => count(limits::BATCH_BUDGET),
             Self::SpinBeforePark => micros(limits::SPIN_BEFORE_PARK),
+            Self::SpinBeforeYield => micros(limits::SPIN_BEFORE_YIELD),
             Self::TimerTick => micros(limits::TIMER_TICK),
             Self::IoEvents => count(limits::IO_EVENTS),
             Self::MaxActors => count(limits::MAX_ACTORS),
@@ -1043,6 +1070,7 @@ impl ShardKey {
             Self::MailboxCapacity => Value::Count(shard.mailbox_capacity),
             Self::BatchBudget => Value::Count(shard.batch_budget),
             Self::SpinBeforePark => Value::Duration(shard.spin_before_park),
+            Self::SpinBeforeYield => Value::Duration(shard.spin_before_yield),
             Self::TimerTick => Value::Duration(shard.timer_tick),
             Self::IoEvents => Value::Count(shard.io_events),
             Self::MaxActors => Value::Count(shard.max_actors),
@@ -1062,6 +1090,7 @@ impl ShardKey {
             Self::MailboxCapacity => patch.mailbox_capacity.map(Value::Count),
             Self::BatchBudget => patch.batch_budget.map(Value::Count),
             Self::SpinBeforePark => patch.spin_before_park.map(Value::Duration),
+            Self::SpinBeforeYield => patch.spin_before_yield.map(Value::Duration),
             Self::TimerTick => patch.timer_tick.map(Value::Duration),
             Self::IoEvents => patch.io_events.map(Value::Count),
             Self::MaxActors => patch.max_actors.map(Value::Count),
@@ -1119,6 +1148,7 @@ impl ShardKey {
             (Self::MailboxCapacity, Value::Count(n)) => patch.mailbox_capacity = Some(n),
             (Self::BatchBudget, Value::Count(n)) => patch.batch_budget = Some(n),
             (Self::SpinBeforePark, Value::Duration(d)) => patch.spin_before_park = Some(d),
+            (Self::SpinBeforeYield, Value::Duration(d)) => patch.spin_before_yield = Some(d),
             (Self::TimerTick, Value::Duration(d)) => patch.timer_tick = Some(d),
             (Self::IoEvents, Value::Count(n)) => patch.io_events = Some(n),
             (Self::MaxActors, Value::Count(n)) => patch.max_actors = Some(n),

@@ -89,6 +89,7 @@ impl ModelRuntime {
                     peer_distance: Vec::new(),
                     batch_budget,
                     spin_before_park: Duration::ZERO,
+                    spin_before_yield: Duration::ZERO,
                     tick_ns: 1_000_000,
                     io_events: 0,
                 },

@@ -127,6 +127,7 @@ pub(crate) struct ShardParams {
     pub(crate) peer_distance: Vec<u8>,
     pub(crate) batch_budget: usize,
     pub(crate) spin_before_park: Duration,
+    pub(crate) spin_before_yield: Duration,
     pub(crate) tick_ns: u64,
     #[cfg_attr(coreactor_loom, allow(dead_code))]
     pub(crate) io_events: usize,
@@ -903,6 +904,7 @@ impl ShardLocal {
             // spins: a read costs ~36 ns here, longer than a doorbell check, and would set the
             // reaction time to a message.
             let spin_until = self.now_ns() + self.params.spin_before_park.as_nanos() as u64;
+            let yield_from = self.now_ns() + self.params.spin_before_yield.as_nanos() as u64;
             let search_until =
                 self.now_ns() + self.params.steal.search_before_park.as_nanos() as u64;
             let mut woke = false;
@@ -928,6 +930,12 @@ impl ShardLocal {
                     }
                     if now >= spin_until {
                         break;
+                    }
+                    if now >= yield_from {
+                        // Let another runnable thread on this CPU (an outside sender, a
+                        // shard sharing the CPU) have it; returns at once if there is none.
+                        crate::sync::thread::yield_now();
+                        continue;
                     }
                 }
                 crate::sync::spin_loop();
