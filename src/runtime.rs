@@ -752,7 +752,8 @@ fn shard_main(
         tick_ns: (r.timer_tick.as_nanos() as u64).max(1),
         io_events: r.io_events,
     };
-    let local = match ShardLocal::new(shared, peers, params, producers, consumers, Clock::Real) {
+    let clock = Clock::Real(crate::shard::tsc::ShardClock::new(shared.rt.epoch));
+    let local = match ShardLocal::new(shared, peers, params, producers, consumers, clock) {
         Ok(l) => Rc::new(l),
         Err(e) => {
             let _ = ready.send((id, Err(e)));

@@ -23,6 +23,7 @@ mod local;
 pub(crate) mod poller;
 pub(crate) mod table;
 pub(crate) mod topology;
+pub(crate) mod tsc;
 pub(crate) mod wakefd;
 
 pub(crate) use envelope::{Envelope, EnvelopeKind, EnvelopeVTable, STAMP_ON_ARRIVAL};
@@ -139,12 +140,6 @@ impl RtShared {
     #[inline]
     pub(crate) fn is_shutting_down(&self) -> bool {
         self.state.load(Ordering::Relaxed) != RUNNING
-    }
-
-    /// Nanoseconds since the runtime started (real time).
-    #[inline]
-    pub(crate) fn now_ns(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
     }
 }
 

@@ -135,8 +135,9 @@ pub(crate) struct ShardParams {
 
 /// Where the shard's clock comes from.
 pub(crate) enum Clock {
-    /// Real monotonic time since the runtime's epoch.
-    Real,
+    /// Real monotonic time since the runtime's epoch (the time-stamp counter where it can be
+    /// trusted, see `shard::tsc`).
+    Real(crate::shard::tsc::ShardClock),
     /// A virtual clock advanced by hand (test kit), in nanoseconds.
     Manual(Rc<StdCell<u64>>),
 }
@@ -327,7 +328,7 @@ impl ShardLocal {
 
     fn read_clock(&self) -> u64 {
         match &self.clock {
-            Clock::Real => self.rt.now_ns(),
+            Clock::Real(clock) => clock.now_ns(),
             Clock::Manual(c) => c.get(),
         }
     }
