@@ -15,7 +15,9 @@
 //! Models: (a) one pusher, three values; (b) two pushers, two values each, which may both
 //! discard concurrently with the shard; (c) one pusher, two values, against the deliberately
 //! broken `push` without its fence (`--cfg coreactor_loom_bug="inject"`): loom must find a run
-//! that leaves a value queued.
+//! that leaves a value queued; (d) the skipped doorbell ring; (e) model (b) on the bounded lane
+//! that outside threads use (the models (a)–(d) use the unbounded lane of foreign shard
+//! threads).
 //!
 //! ```text
 //! RUSTFLAGS="--cfg coreactor_loom" LOOM_MAX_PREEMPTIONS=2 \
@@ -59,12 +61,44 @@ fn shard(queue: &ClosableQueue<usize>) -> Handled {
     handled
 }
 
+/// Like [`pusher`], on the bounded lane of outside threads (two slots here), retrying while it
+/// is full as `ShardShared::inject` does.
+fn bounded_pusher(
+    queue: Arc<ClosableQueue<usize>>,
+    values: Vec<usize>,
+) -> thread::JoinHandle<Handled> {
+    thread::spawn(move || {
+        let mut handled = Handled::default();
+        for value in values {
+            let mut value = value;
+            while let Err(back) =
+                queue.try_push_bounded(value, || {}, |v| handled.discarded.push(v))
+            {
+                value = back;
+                thread::yield_now();
+            }
+        }
+        handled
+    })
+}
+
 /// Runs the shard against one pusher per entry of `pushers` and checks the property.
 fn handshake(pushers: &[&[usize]]) {
-    let queue = Arc::new(ClosableQueue::new());
+    handshake_on(pushers, false);
+}
+
+/// [`handshake`] with the pushers on the bounded lane (`bounded`) or the unbounded one.
+fn handshake_on(pushers: &[&[usize]], bounded: bool) {
+    let queue = Arc::new(ClosableQueue::with_capacity(2));
     let threads: Vec<_> = pushers
         .iter()
-        .map(|values| pusher(Arc::clone(&queue), values.to_vec()))
+        .map(|values| {
+            if bounded {
+                bounded_pusher(Arc::clone(&queue), values.to_vec())
+            } else {
+                pusher(Arc::clone(&queue), values.to_vec())
+            }
+        })
         .collect();
     let mut all = vec![shard(&queue)];
     all.extend(
@@ -101,6 +135,14 @@ fn one_pusher_three_values() {
 #[cfg(not(coreactor_loom_bug = "inject"))]
 fn two_pushers() {
     loom::model(|| handshake(&[&[0, 1], &[2, 3]]));
+}
+
+/// (e) Model (b) on the bounded lane of outside threads, with two slots for four values: the
+/// pushers also meet a full lane, and their discards pop next to the shard's final drain.
+#[test]
+#[cfg(not(any(coreactor_loom_bug = "inject", coreactor_loom_bug = "inject_bounded")))]
+fn two_pushers_bounded_lane() {
+    loom::model(|| handshake_on(&[&[0, 1], &[2, 3]], true));
 }
 
 /// (c) Without the pusher's fence, loom finds the store-buffering interleaving: the pusher

@@ -189,6 +189,9 @@ impl Builder {
         ring_capacity: usize => ring_capacity,
         /// Per-actor bound on queued user messages (default 4096).
         mailbox_capacity: usize => mailbox_capacity,
+        /// Envelopes in the bounded injection lane of outside threads (power of two; default
+        /// 1024).
+        inject_capacity: usize => inject_capacity,
         /// Messages one actor may handle per turn before the others run (default 16).
         batch_budget: usize => batch_budget,
         /// How long an idle shard spins before parking (default 50 µs).
@@ -354,6 +357,7 @@ impl Runtime {
                 crate::shard::new_waker()?,
                 r.max_actors,
                 r.mailbox_capacity,
+                Some(r.inject_capacity),
             )));
         }
         let shards: Box<[Arc<ShardShared>]> = shards.into();

@@ -59,6 +59,9 @@ counters! {
     wakeups_sent => bump_wakeups_sent,
     /// Wake-ups issued to this shard by outside threads (written by those threads).
     wakeups_received,
+    /// Times a thread outside the runtime found this shard's bounded injection lane full and
+    /// had to wait, or got `Full` back from `try_tell` (written by those threads).
+    inject_full,
     /// Messages addressed to this shard that became dead letters (written by whichever thread
     /// discarded them).
     dead_letters,

@@ -76,6 +76,7 @@ impl Wiring {
         shards: usize,
         ring_capacity: usize,
         mailbox_capacity: usize,
+        bounded_outside: bool,
     ) -> Wiring {
         let shared: Vec<Arc<ShardShared>> = (0..shards)
             .map(|i| {
@@ -85,6 +86,7 @@ impl Wiring {
                     new_waker().expect("eventfd"),
                     crate::config::DEFAULT_MAX_ACTORS,
                     mailbox_capacity,
+                    bounded_outside.then_some(crate::shard::close::DEFAULT_BOUNDED_LANE),
                 ))
             })
             .collect();
@@ -201,7 +203,7 @@ impl TestKit {
             shared,
             mut producers,
             mut consumers,
-        } = Wiring::new(&rt, shards, ring_capacity, mailbox_capacity);
+        } = Wiring::new(&rt, shards, ring_capacity, mailbox_capacity, false);
         let clock = Rc::new(Cell::new(0));
         let peers: Box<[Arc<ShardShared>]> = shared.clone().into();
         let locals = (0..shards)

@@ -179,6 +179,21 @@ fn out_of_range() {
 
 #[cfg(feature = "toml")]
 #[test]
+fn inject_capacity_must_be_a_power_of_two() {
+    let err = toml_err("[shard]\ninject_capacity = 1000");
+    assert_eq!(err.field(), "shard.inject_capacity");
+    assert!(
+        matches!(err.kind(), ConfigErrorKind::NotPowerOfTwo { .. }),
+        "{err}"
+    );
+    let config = Config::from_toml_str("shards = 2\n[shard.0]\ninject_capacity = 64").unwrap();
+    let resolved = config.resolve_with_cpus(TWO_CPUS).unwrap();
+    assert_eq!(resolved[0].inject_capacity, 64);
+    assert_eq!(resolved[1].inject_capacity, 1024);
+}
+
+#[cfg(feature = "toml")]
+#[test]
 fn spin_before_yield_is_read_and_checked() {
     let err = toml_err("[shard.1]\nspin_before_yield_us = 1000001");
     assert_eq!(err.field(), "shard.1.spin_before_yield_us");
@@ -479,6 +494,7 @@ fn default_shard(id: usize, cpu: usize) -> ResolvedShard {
         cpu: Some(cpu),
         ring_capacity: d.ring_capacity,
         mailbox_capacity: d.mailbox_capacity,
+        inject_capacity: d.inject_capacity,
         batch_budget: d.batch_budget,
         spin_before_park: d.spin_before_park,
         spin_before_yield: d.spin_before_yield,

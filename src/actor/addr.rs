@@ -268,10 +268,12 @@ impl<A: Actor> Addr<A> {
             return Err(SendError::Closed(msg));
         };
         match meta.admit(self.generation, self.shard.mailbox_capacity) {
-            Admit::Ok => {
-                self.send_admitted(msg);
-                Ok(())
-            }
+            Admit::Ok => self.send_admitted(msg).map_err(|msg| {
+                // An outside thread found the shard's injection lane full: the message was
+                // not sent, so its admission is taken back.
+                meta.unadmit(self.generation);
+                SendError::Full(msg)
+            }),
             Admit::Full => Err(SendError::Full(msg)),
             Admit::Closed => Err(SendError::Closed(msg)),
         }
@@ -327,32 +329,55 @@ impl<A: Actor> Addr<A> {
     }
 
     /// Routes an admitted message: a direct push when the target is the current shard, the ring
-    /// from another shard, the injection queue from an outside thread.
+    /// from another shard, the injection queue from a thread outside the runtime. Gives the
+    /// message back only when an outside thread finds the shard's bounded injection lane full.
     #[inline]
-    fn send_admitted(&self, msg: A::Msg) {
-        let leftover = with_current(|cur| match cur {
+    fn send_admitted(&self, msg: A::Msg) -> Result<(), A::Msg> {
+        enum Via<M> {
+            Sent,
+            /// A shard thread of another runtime: the unbounded lane (it must not block).
+            ForeignShard(M),
+            Outside(M),
+        }
+        let via = with_current(|cur| match cur {
             Some(local) if Arc::ptr_eq(&local.shared, &self.shard) => {
                 local.shared.counters.bump_sent_local();
                 self.push_local(local, msg, local.now_ns());
-                None
+                Via::Sent
             }
             Some(local) if Arc::ptr_eq(&local.rt, &self.shard.rt) => {
                 local.send_remote(
                     self.shard.id,
                     Vt::<A>::user(self.slot, self.generation, local.now_ns(), msg),
                 );
-                None
+                Via::Sent
             }
-            _ => Some(msg),
+            Some(_) => Via::ForeignShard(msg),
+            None => Via::Outside(msg),
         });
-        if let Some(msg) = leftover {
-            // No clock read here: the shard stamps the message when it takes it in.
-            self.shard.inject(Vt::<A>::user(
-                self.slot,
-                self.generation,
-                STAMP_ON_ARRIVAL,
-                msg,
-            ));
+        // No clock read on these paths: the shard stamps the message when it takes it in.
+        match via {
+            Via::Sent => Ok(()),
+            Via::ForeignShard(msg) => {
+                self.shard.inject(Vt::<A>::user(
+                    self.slot,
+                    self.generation,
+                    STAMP_ON_ARRIVAL,
+                    msg,
+                ));
+                Ok(())
+            }
+            Via::Outside(msg) => self
+                .shard
+                .try_inject_outside(Vt::<A>::user(
+                    self.slot,
+                    self.generation,
+                    STAMP_ON_ARRIVAL,
+                    msg,
+                ))
+                // SAFETY: the envelope was built just above by `Vt::<A>::user` from an
+                // `A::Msg`, and comes back untouched.
+                .map_err(|env| unsafe { env.msg.take::<A::Msg>() }),
         }
     }
 

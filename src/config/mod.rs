@@ -85,6 +85,8 @@ pub const DEFAULT_MAILBOX_CAPACITY: usize = 4096;
 pub const DEFAULT_BATCH_BUDGET: usize = 16;
 /// Default time an idle shard spins before it parks: 50 µs.
 pub const DEFAULT_SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
+/// Default number of envelopes in a shard's bounded injection lane (outside threads): `1024`.
+pub const DEFAULT_INJECT_CAPACITY: usize = 1024;
 /// Default time an idle shard spins before it starts yielding its CPU between polls: 5 µs.
 ///
 /// Chosen from the peer comparison (`docs/benchmarks.md`, session 4): with more runnable threads
@@ -121,6 +123,7 @@ mod limits {
 
     pub(super) const RING_CAPACITY: (usize, usize) = (2, 1 << 20);
     pub(super) const MAILBOX_CAPACITY: (usize, usize) = (1, 1 << 24);
+    pub(super) const INJECT_CAPACITY: (usize, usize) = (2, 1 << 20);
     pub(super) const BATCH_BUDGET: (usize, usize) = (1, 1 << 16);
     pub(super) const SPIN_BEFORE_PARK: (Duration, Duration) =
         (Duration::ZERO, Duration::from_secs(1));
@@ -232,6 +235,10 @@ pub struct ShardConfig {
     /// Per-actor bound on queued user messages, `1..=16777216`; a send beyond it reports a full
     /// mailbox. Default [`DEFAULT_MAILBOX_CAPACITY`]. TOML `mailbox_capacity`.
     pub mailbox_capacity: usize,
+    /// Envelopes in the shard's bounded injection lane, which threads outside the runtime push
+    /// into (power of two, `2..=1048576`); while it is full an outside `tell` waits and
+    /// `try_tell` answers `Full`. Default [`DEFAULT_INJECT_CAPACITY`]. TOML `inject_capacity`.
+    pub inject_capacity: usize,
     /// Messages one actor may handle per turn before the shard runs the next ready actor (the
     /// fairness budget), `1..=65536`; default [`DEFAULT_BATCH_BUDGET`]. TOML `batch_budget`.
     pub batch_budget: usize,
@@ -263,6 +270,7 @@ impl Default for ShardConfig {
             cpu: None,
             ring_capacity: DEFAULT_RING_CAPACITY,
             mailbox_capacity: DEFAULT_MAILBOX_CAPACITY,
+            inject_capacity: DEFAULT_INJECT_CAPACITY,
             batch_budget: DEFAULT_BATCH_BUDGET,
             spin_before_park: DEFAULT_SPIN_BEFORE_PARK,
             spin_before_yield: DEFAULT_SPIN_BEFORE_YIELD,
@@ -304,6 +312,7 @@ impl ShardConfig {
         }
         set(&mut self.ring_capacity, patch.ring_capacity);
         set(&mut self.mailbox_capacity, patch.mailbox_capacity);
+        set(&mut self.inject_capacity, patch.inject_capacity);
         set(&mut self.batch_budget, patch.batch_budget);
         set(&mut self.spin_before_park, patch.spin_before_park);
         set(&mut self.spin_before_yield, patch.spin_before_yield);
@@ -371,6 +380,8 @@ pub struct ShardOverride {
     pub ring_capacity: Option<usize>,
     /// See [`ShardConfig::mailbox_capacity`].
     pub mailbox_capacity: Option<usize>,
+    /// See [`ShardConfig::inject_capacity`].
+    pub inject_capacity: Option<usize>,
     /// See [`ShardConfig::batch_budget`].
     pub batch_budget: Option<usize>,
     /// See [`ShardConfig::spin_before_park`].
@@ -424,6 +435,8 @@ pub struct ResolvedShard {
     pub ring_capacity: usize,
     /// See [`ShardConfig::mailbox_capacity`].
     pub mailbox_capacity: usize,
+    /// See [`ShardConfig::inject_capacity`].
+    pub inject_capacity: usize,
     /// See [`ShardConfig::batch_budget`].
     pub batch_budget: usize,
     /// See [`ShardConfig::spin_before_park`].
@@ -638,7 +651,7 @@ impl Config {
     ///
     /// `<KEY>` is the TOML key of `[shard]` in upper case, with steal keys prefixed `STEAL_`
     /// and durations in their TOML unit: `CPU`, `RING_CAPACITY`, `MAILBOX_CAPACITY`,
-    /// `BATCH_BUDGET`, `SPIN_BEFORE_PARK_US`, `SPIN_BEFORE_YIELD_US`, `TIMER_TICK_US`, `IO_EVENTS`, `MAX_ACTORS`,
+    /// `INJECT_CAPACITY`, `BATCH_BUDGET`, `SPIN_BEFORE_PARK_US`, `SPIN_BEFORE_YIELD_US`, `TIMER_TICK_US`, `IO_EVENTS`, `MAX_ACTORS`,
     /// `STEAL_MAY_STEAL`, `STEAL_MAY_BE_STOLEN`, `STEAL_BACKLOG_THRESHOLD`, `STEAL_BATCH`,
     /// `STEAL_SEARCH_BEFORE_PARK_US`. Booleans are `true`/`false`/`1`/`0`.
     ///
@@ -794,6 +807,7 @@ impl Config {
                     cpu,
                     ring_capacity: shard.ring_capacity,
                     mailbox_capacity: shard.mailbox_capacity,
+                    inject_capacity: shard.inject_capacity,
                     batch_budget: shard.batch_budget,
                     spin_before_park: shard.spin_before_park,
                     spin_before_yield: shard.spin_before_yield,
@@ -900,6 +914,7 @@ enum ShardKey {
     Cpu,
     RingCapacity,
     MailboxCapacity,
+    InjectCapacity,
     BatchBudget,
     SpinBeforePark,
     SpinBeforeYield,
@@ -946,10 +961,11 @@ enum Raw {
 }
 
 impl ShardKey {
-    const ALL: [Self; 14] = [
+    const ALL: [Self; 15] = [
         Self::Cpu,
         Self::RingCapacity,
         Self::MailboxCapacity,
+        Self::InjectCapacity,
         Self::BatchBudget,
         Self::SpinBeforePark,
         Self::SpinBeforeYield,
@@ -982,6 +998,7 @@ impl ShardKey {
             Self::Cpu => "cpu",
             Self::RingCapacity => "ring_capacity",
             Self::MailboxCapacity => "mailbox_capacity",
+            Self::InjectCapacity => "inject_capacity",
             Self::BatchBudget => "batch_budget",
             Self::SpinBeforePark => "spin_before_park_us",
             Self::SpinBeforeYield => "spin_before_yield_us",
@@ -1014,6 +1031,7 @@ impl ShardKey {
             Self::Cpu => "CPU",
             Self::RingCapacity => "RING_CAPACITY",
             Self::MailboxCapacity => "MAILBOX_CAPACITY",
+            Self::InjectCapacity => "INJECT_CAPACITY",
             Self::BatchBudget => "BATCH_BUDGET",
             Self::SpinBeforePark => "SPIN_BEFORE_PARK_US",
             Self::SpinBeforeYield => "SPIN_BEFORE_YIELD_US",
@@ -1049,6 +1067,10 @@ impl ShardKey {
                 power_of_two: true,
             },
             Self::MailboxCapacity => count(limits::MAILBOX_CAPACITY),
+            Self::InjectCapacity => Knob::Count {
+                range: limits::INJECT_CAPACITY,
+                power_of_two: true,
+            },
             Self::BatchBudget => count(limits::BATCH_BUDGET),
             Self::SpinBeforePark => micros(limits::SPIN_BEFORE_PARK),
             Self::SpinBeforeYield => micros(limits::SPIN_BEFORE_YIELD),
@@ -1068,6 +1090,7 @@ impl ShardKey {
             Self::Cpu => return shard.cpu.map(Value::Count),
             Self::RingCapacity => Value::Count(shard.ring_capacity),
             Self::MailboxCapacity => Value::Count(shard.mailbox_capacity),
+            Self::InjectCapacity => Value::Count(shard.inject_capacity),
             Self::BatchBudget => Value::Count(shard.batch_budget),
             Self::SpinBeforePark => Value::Duration(shard.spin_before_park),
             Self::SpinBeforeYield => Value::Duration(shard.spin_before_yield),
@@ -1088,6 +1111,7 @@ impl ShardKey {
             Self::Cpu => patch.cpu.map(Value::Count),
             Self::RingCapacity => patch.ring_capacity.map(Value::Count),
             Self::MailboxCapacity => patch.mailbox_capacity.map(Value::Count),
+            Self::InjectCapacity => patch.inject_capacity.map(Value::Count),
             Self::BatchBudget => patch.batch_budget.map(Value::Count),
             Self::SpinBeforePark => patch.spin_before_park.map(Value::Duration),
             Self::SpinBeforeYield => patch.spin_before_yield.map(Value::Duration),
@@ -1146,6 +1170,7 @@ impl ShardKey {
             (Self::Cpu, Value::Count(n)) => patch.cpu = Some(n),
             (Self::RingCapacity, Value::Count(n)) => patch.ring_capacity = Some(n),
             (Self::MailboxCapacity, Value::Count(n)) => patch.mailbox_capacity = Some(n),
+            (Self::InjectCapacity, Value::Count(n)) => patch.inject_capacity = Some(n),
             (Self::BatchBudget, Value::Count(n)) => patch.batch_budget = Some(n),
             (Self::SpinBeforePark, Value::Duration(d)) => patch.spin_before_park = Some(d),
             (Self::SpinBeforeYield, Value::Duration(d)) => patch.spin_before_yield = Some(d),

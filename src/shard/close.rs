@@ -50,6 +50,15 @@
 //! handshake with [`InjectQueue`]'s loom stand-in, whose emptiness check is no stronger than
 //! crossbeam's.
 //!
+//! # Two lanes
+//!
+//! The queue has two lanes (`mailbox::inject`): a bounded one for outside threads
+//! ([`try_push_bounded`](ClosableQueue::try_push_bounded), which gives the value back when the
+//! lane is full and then neither notifies nor checks `closed`) and an unbounded one for shard
+//! threads of other runtimes ([`push`](ClosableQueue::push)). Both follow the steps above;
+//! `pop`, `close` and the pushers' discards drain both. The argument is per lane: a push into
+//! either is a store the other side's drain must see, and the fences order it the same way.
+//!
 //! # Deliberate bug (`--cfg coreactor_loom_bug="inject"`)
 //!
 //! The pusher's fence (step 3) is left out; `loom-tests/inject_close.rs` must then find the
@@ -57,29 +66,69 @@
 //! crossbeam's `SegQueue::pop` happens to issue a SeqCst fence of its own before it decides the
 //! queue is empty, which would stand in for the shard's fence in a real run but not for this one.
 
-use crate::mailbox::inject::InjectQueue;
+use crate::mailbox::inject::{BoundedInject, InjectQueue};
 use crate::sync::atomic::{AtomicBool, Ordering, fence};
 
-/// An [`InjectQueue`] that its consumer closes once; see the module docs for the handshake.
+/// Default number of slots of the bounded (outside-thread) lane: 1024 (4 in loom models, whose
+/// cost grows with every atomic they create).
+pub const DEFAULT_BOUNDED_LANE: usize = if cfg!(coreactor_loom) { 4 } else { 1024 };
+
+/// The injection lanes that their consumer closes once; see the module docs for the handshake.
 pub struct ClosableQueue<T> {
+    bounded: BoundedInject<T>,
     queue: InjectQueue<T>,
     closed: AtomicBool,
 }
 
 impl<T> ClosableQueue<T> {
-    /// An open, empty queue.
+    /// An open, empty queue whose bounded lane holds [`DEFAULT_BOUNDED_LANE`] values.
     #[must_use]
     pub fn new() -> Self {
+        Self::with_capacity(DEFAULT_BOUNDED_LANE)
+    }
+
+    /// An open, empty queue whose bounded lane holds `capacity` values (a power of two, at
+    /// least 2).
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is not a power of two of at least 2.
+    #[must_use]
+    pub fn with_capacity(capacity: usize) -> Self {
         ClosableQueue {
+            bounded: BoundedInject::new(capacity),
             queue: InjectQueue::new(),
             closed: AtomicBool::new(false),
         }
     }
 
-    /// Pusher: queues `value`, calls `notify`, and, if the consumer has closed the queue,
-    /// hands everything still queued to `discard` (steps 1–4 of the module docs).
+    /// Pusher on the unbounded lane: queues `value`, calls `notify`, and, if the consumer has
+    /// closed the queue, hands everything still queued to `discard` (steps 1–4 of the module
+    /// docs).
     pub fn push(&self, value: T, notify: impl FnOnce(), discard: impl FnMut(T)) {
         self.queue.push(value);
+        self.after_push(notify, discard);
+    }
+
+    /// Pusher on the bounded lane: like [`push`](Self::push), or, if the lane is full, gives
+    /// `value` back at once (nothing else happens then).
+    ///
+    /// # Errors
+    ///
+    /// The value, when the lane is full (a snapshot: the consumer may be taking values).
+    pub fn try_push_bounded(
+        &self,
+        value: T,
+        notify: impl FnOnce(),
+        discard: impl FnMut(T),
+    ) -> Result<(), T> {
+        self.bounded.push(value)?;
+        self.after_push(notify, discard);
+        Ok(())
+    }
+
+    /// Steps 2–4 of a push.
+    fn after_push(&self, notify: impl FnOnce(), discard: impl FnMut(T)) {
         // Step 2. Pairs with the fence in `close`: either this push happens before the
         // consumer's final drain, or its `closed` store is visible to the load below. Pairs also
         // with `drain_fence`, which is what lets `notify` skip a redundant doorbell ring.
@@ -99,9 +148,9 @@ impl<T> ClosableQueue<T> {
         fence(Ordering::SeqCst);
     }
 
-    /// Consumer: takes the oldest value, if any.
+    /// Consumer: takes the oldest value of the bounded lane, else of the unbounded one.
     pub fn pop(&self) -> Option<T> {
-        self.queue.pop()
+        self.bounded.pop().or_else(|| self.queue.pop())
     }
 
     /// Consumer's final drain: closes the queue and hands everything queued to `discard`.
@@ -114,7 +163,7 @@ impl<T> ClosableQueue<T> {
     }
 
     fn discard_all(&self, mut discard: impl FnMut(T)) {
-        while let Some(value) = self.queue.pop() {
+        while let Some(value) = self.pop() {
             discard(value);
         }
     }

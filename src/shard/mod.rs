@@ -39,7 +39,7 @@ use crossbeam_utils::CachePadded;
 use doorbell::{Doorbell, INJECT};
 use std::rc::Rc;
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use table::SlotTable;
 
 #[cfg(not(coreactor_loom))]
@@ -163,6 +163,10 @@ pub(crate) struct ShardShared {
     pub(crate) doorbell: Doorbell<Waker>,
     /// The injection queue and its shutdown handshake (see [`close`]).
     pub(crate) inject: ClosableQueue<Envelope>,
+    /// Whether outside threads use the bounded injection lane (and wait while it is full):
+    /// `new` was given its capacity. False for the test kit's hand-stepped shards: there the thread that would wait is the
+    /// one that runs the shard, so every pusher takes the unbounded lane.
+    bounded_outside: bool,
     pub(crate) table: SlotTable,
     pub(crate) mailbox_capacity: u32,
     /// Written by the owner on every message: on lines of their own, so that senders of other
@@ -187,12 +191,14 @@ impl ShardShared {
         waker: Waker,
         max_actors: usize,
         mailbox_capacity: usize,
+        bounded_outside: Option<usize>,
     ) -> Self {
         ShardShared {
             id,
             rt,
             doorbell: Doorbell::new(waker),
-            inject: ClosableQueue::new(),
+            inject: bounded_outside.map_or_else(ClosableQueue::new, ClosableQueue::with_capacity),
+            bounded_outside: bounded_outside.is_some(),
             table: SlotTable::new(max_actors),
             mailbox_capacity: u32::try_from(mailbox_capacity).unwrap_or(u32::MAX),
             counters: CachePadded::new(ShardCounters::default()),
@@ -218,22 +224,76 @@ impl ShardShared {
         self.table.capacity()
     }
 
-    /// Hands `env` to this shard from a thread that is not one of the runtime's shards.
+    /// Hands `env` to this shard from a thread that is not one of this runtime's shards.
+    ///
+    /// An outside thread uses the bounded lane and, while it is full, waits for room (spin,
+    /// then yield, then 50 µs naps): outside producers get backpressure, never unbounded
+    /// queues. A shard thread of another runtime must never block, so it uses the unbounded
+    /// lane. Each thread keeps to its lane, so its messages stay in order (`mailbox::inject`).
     ///
     /// If the shard has already made its final drain, this pusher discards what is queued
     /// (the handshake is in [`close`]): nothing stays behind.
     pub(crate) fn inject(&self, env: Envelope) {
-        self.inject.push(
+        if !self.bounded_outside || with_current(|cur| cur.is_some()) {
+            self.inject.push(
+                env,
+                || self.notify_inject(),
+                |env| self.discard_shutdown(env),
+            );
+            return;
+        }
+        let mut env = env;
+        let mut backoff = 0u32;
+        loop {
+            match self.try_inject_outside(env) {
+                Ok(()) => return,
+                Err(back) => env = back,
+            }
+            backoff = backoff.saturating_add(1);
+            if backoff < 64 {
+                crate::sync::spin_loop();
+            } else if backoff < 128 {
+                crate::sync::thread::yield_now();
+            } else {
+                crate::sync::thread::park_timeout(Duration::from_micros(50));
+            }
+        }
+    }
+
+    /// An outside thread's push into the bounded lane; gives `env` back if the lane is full.
+    #[inline]
+    pub(crate) fn try_inject_outside(&self, env: Envelope) -> Result<(), Envelope> {
+        if !self.bounded_outside {
+            self.inject.push(
+                env,
+                || self.notify_inject(),
+                |env| self.discard_shutdown(env),
+            );
+            return Ok(());
+        }
+        let result = self.inject.try_push_bounded(
             env,
-            || {
-                // After the push's fence: a set bit means the shard has not taken it yet, and
-                // its `drain_fence` will make this push visible (see `close.rs`).
-                if self.doorbell.pending() & INJECT == 0 && self.doorbell.ring(INJECT) {
-                    ShardCounters::bump_shared(&self.counters.wakeups_received);
-                }
-            },
-            |env| self.discard(env, DeadLetterReason::Shutdown),
+            || self.notify_inject(),
+            |env| self.discard_shutdown(env),
         );
+        if result.is_err() {
+            ShardCounters::bump_shared(&self.counters.inject_full);
+        }
+        result
+    }
+
+    /// After a push: rings the doorbell unless its `INJECT` bit is already set.
+    #[inline]
+    fn notify_inject(&self) {
+        // After the push's fence: a set bit means the shard has not taken it yet, and its
+        // `drain_fence` will make this push visible (see `close.rs`).
+        if self.doorbell.pending() & INJECT == 0 && self.doorbell.ring(INJECT) {
+            ShardCounters::bump_shared(&self.counters.wakeups_received);
+        }
+    }
+
+    fn discard_shutdown(&self, env: Envelope) {
+        self.discard(env, DeadLetterReason::Shutdown);
     }
 
     /// The shard's final drain: after this, late pushes are discarded by their pushers.

@@ -196,6 +196,27 @@ impl SlotMeta {
         }
     }
 
+    /// Takes back one admission of generation `generation_` whose message was not sent after
+    /// all (an outside thread found the injection lane full). Any thread. Nothing happens if
+    /// the slot has moved on to another generation since.
+    pub(crate) fn unadmit(&self, generation_: u32) {
+        let mut word = self.send.word.load(Ordering::Relaxed);
+        loop {
+            if generation(word) != generation_ || word & COUNT_MASK == 0 {
+                return;
+            }
+            match self.send.word.compare_exchange_weak(
+                word,
+                word - 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(current) => word = current,
+            }
+        }
+    }
+
     /// Counts one message the owner delivers to its own live actor regardless of the bound
     /// (timer messages, ask continuations). Owner thread only.
     #[inline]

@@ -76,7 +76,7 @@ impl ModelRuntime {
             shared,
             producers,
             consumers,
-        } = Wiring::new(&rt, shards, ring_capacity, mailbox_capacity);
+        } = Wiring::new(&rt, shards, ring_capacity, mailbox_capacity, true);
         let peers: Box<[Arc<ShardShared>]> = shared.clone().into();
         let parts = shared
             .iter()
