@@ -18,15 +18,25 @@
 //! ```
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use coreactor::__loom::BoundedInject;
 use loom::thread;
+
+/// Pushes into a full queue, over every execution of a model (std atomics: bookkeeping of the
+/// test, outside the model; each model asserts it reached the case it is about).
+static FULL_PUSHES: AtomicUsize = AtomicUsize::new(0);
+/// Values the second popper of model (b) took, over every execution.
+#[cfg_attr(coreactor_loom_bug = "inject_bounded", allow(dead_code))]
+static SECOND_POPPER_TOOK: AtomicUsize = AtomicUsize::new(0);
 
 /// Pushes `values` in order, yielding while the queue is full.
 fn push_all(queue: &BoundedInject<usize>, values: &[usize]) {
     for &v in values {
         let mut v = v;
         while let Err(back) = queue.push(v) {
+            assert_eq!(back, v, "a full queue gives the value back");
+            FULL_PUSHES.fetch_add(1, Ordering::Relaxed);
             v = back;
             thread::yield_now();
         }
@@ -34,6 +44,7 @@ fn push_all(queue: &BoundedInject<usize>, values: &[usize]) {
 }
 
 /// Takes `n` values, yielding while none is there.
+#[cfg_attr(coreactor_loom_bug = "inject_bounded", allow(dead_code))]
 fn pop_n(queue: &BoundedInject<usize>, n: usize) -> Vec<usize> {
     let mut got = Vec::new();
     while got.len() < n {
@@ -95,6 +106,10 @@ fn a_full_queue_gives_the_value_back() {
         assert_eq!(got, [1, 2, 3]);
         assert_eq!(queue.pop(), None);
     });
+    assert!(
+        FULL_PUSHES.load(Ordering::Relaxed) > 0,
+        "no execution met a full queue"
+    );
 }
 
 /// (b) Two poppers race for the values of one pusher: each value is taken once.
@@ -120,6 +135,7 @@ fn two_poppers_take_each_value_once() {
         }
         pusher.join().unwrap();
         let mut theirs = popper.join().unwrap();
+        SECOND_POPPER_TOOK.fetch_add(theirs.len(), Ordering::Relaxed);
         // What nobody took before the pusher finished is still there, in order.
         while let Some(v) = queue.pop() {
             mine.push(v);
@@ -130,6 +146,10 @@ fn two_poppers_take_each_value_once() {
         mine.sort_unstable();
         assert_eq!(mine, [1, 2, 3], "each value taken exactly once");
     });
+    assert!(
+        SECOND_POPPER_TOOK.load(Ordering::Relaxed) > 0,
+        "no execution had the two poppers share the values"
+    );
 }
 
 /// (c) With the `seq` store `Relaxed`, the consumer may read the slot before the pusher's
