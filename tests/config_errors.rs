@@ -392,6 +392,14 @@ fn bad_env_value() {
 }
 
 #[test]
+fn the_clock_switch_is_not_an_unknown_variable() {
+    let config = Config::new()
+        .apply_env_from(vars(&[("COREACTOR_NO_TSC", "1")]))
+        .expect("COREACTOR_NO_TSC is known");
+    assert_eq!(config, Config::new(), "and changes nothing in a Config");
+}
+
+#[test]
 fn env_value_out_of_range_names_the_variable() {
     let err = Config::new()
         .apply_env_from(vars(&[("COREACTOR_SHARD1_RING_CAPACITY", "1000")]))

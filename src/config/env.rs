@@ -58,6 +58,8 @@ pub(super) fn apply_var(config: &mut Config, name: &str, value: &str) -> Result<
             };
         }
         "PLACEMENT" => config.placement = parse_placement(name, value)?,
+        // Read by the shard clock (`shard::tsc`) once per process, not part of a `Config`.
+        "NO_TSC" => {}
         "SHUTDOWN_TIMEOUT_MS" => {
             let ms = parse_int(name, value, "expected a timeout in milliseconds")?;
             config.shutdown_timeout = shutdown_timeout_from_ms(ms, name).map_err(as_env)?;
