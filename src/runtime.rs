@@ -710,12 +710,26 @@ where
         return Err(SpawnError::Shutdown);
     }
     let (slot, generation) = target.table.reserve().ok_or_else(|| shard_full(target))?;
-    route(
-        target,
+    let task = if packer.is_none() && supervision.is_none() {
+        // The common spawn (no supervisor, default timeouts, pinned): the task carries only
+        // the factory and the slot, so that a small factory fits in the envelope's inline
+        // storage instead of a heap box (allocated by the spawner, freed by the shard).
+        Envelope::task(move |shard: &ShardLocal| {
+            install_remote(
+                shard,
+                slot,
+                generation,
+                factory,
+                Supervision::none(),
+                None::<crate::actor::cell::Packer<A>>,
+            );
+        })
+    } else {
         Envelope::task(move |shard: &ShardLocal| {
             install_remote(shard, slot, generation, factory, supervision, packer);
-        }),
-    );
+        })
+    };
+    route(target, task);
     Ok(Addr::new(target.clone(), slot, generation))
 }
 

@@ -57,6 +57,14 @@ impl Supervision {
             opts: ChildOptions::default(),
         }
     }
+
+    /// True for [`Supervision::none`]: no supervisor and the default timeouts.
+    pub(crate) fn is_none(&self) -> bool {
+        let d = ChildOptions::default();
+        self.parent.is_none()
+            && self.opts.init_timeout == d.init_timeout
+            && self.opts.shutdown_timeout == d.shutdown_timeout
+    }
 }
 
 /// One plugin in an actor's ordered list.

@@ -397,7 +397,16 @@ impl ShardLocal {
         }
         self.shared.live_actors.fetch_add(1, Ordering::Relaxed);
         self.schedule(slot);
-        let early = self.early.borrow_mut().remove(&slot);
+        // Hashing the key costs about as much as the rest of an install: look only when some
+        // message arrived before its actor (rare).
+        let early = {
+            let mut early = self.early.borrow_mut();
+            if early.is_empty() {
+                None
+            } else {
+                early.remove(&slot)
+            }
+        };
         for env in early.into_iter().flatten() {
             env.deliver(self);
         }
@@ -863,7 +872,14 @@ impl ShardLocal {
     pub(crate) fn deregister_actor_io(&self, slot: u32) {
         #[cfg(not(coreactor_loom))]
         {
-            let tokens = self.io.borrow().tokens_of(slot);
+            let tokens = {
+                let io = self.io.borrow();
+                // No lookup (and no hashing) on a shard without registered fds.
+                if io.live() == 0 {
+                    return;
+                }
+                io.tokens_of(slot)
+            };
             for t in tokens {
                 let _ = self.deregister_io(t);
             }
