@@ -32,6 +32,70 @@ pub(crate) struct Queued<M> {
     pub(crate) stamp: u64,
 }
 
+/// An actor's user-message queue. The first message waits inline: an actor that never has
+/// more than one message queued at a time (a short-lived worker, a request/response server
+/// under closed-loop load) never allocates a queue buffer.
+///
+/// Invariant: `head`, when set, is older than every message in `rest` (a message goes to
+/// `head` only when the whole queue is empty).
+pub(crate) struct Mailbox<M> {
+    head: Option<Queued<M>>,
+    rest: VecDeque<Queued<M>>,
+}
+
+impl<M> Default for Mailbox<M> {
+    fn default() -> Self {
+        Mailbox {
+            head: None,
+            rest: VecDeque::new(),
+        }
+    }
+}
+
+impl<M> Mailbox<M> {
+    /// Appends at the back.
+    #[inline]
+    pub(crate) fn push_back(&mut self, q: Queued<M>) {
+        if self.head.is_none() && self.rest.is_empty() {
+            self.head = Some(q);
+        } else {
+            self.rest.push_back(q);
+        }
+    }
+
+    /// Takes the oldest message.
+    #[inline]
+    pub(crate) fn pop_front(&mut self) -> Option<Queued<M>> {
+        match self.head.take() {
+            Some(q) => Some(q),
+            None => self.rest.pop_front(),
+        }
+    }
+
+    /// Number of queued messages.
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.head.is_some()) + self.rest.len()
+    }
+
+    /// True when nothing is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.is_none() && self.rest.is_empty()
+    }
+}
+
+impl<M> IntoIterator for Mailbox<M> {
+    type Item = Queued<M>;
+    type IntoIter = std::iter::Chain<
+        std::option::IntoIter<Queued<M>>,
+        std::collections::vec_deque::IntoIter<Queued<M>>,
+    >;
+
+    /// Oldest first.
+    fn into_iter(self) -> Self::IntoIter {
+        self.head.into_iter().chain(self.rest)
+    }
+}
+
 /// A control message: handled before any user message, never refused for a full mailbox.
 pub(crate) enum Control {
     /// Begin the S-phase with this reason (first reason wins).
@@ -103,7 +167,7 @@ pub(crate) struct ActorCell<A: Actor> {
     pins: StdCell<u32>,
     state: StdCell<State>,
     actor: RefCell<Option<A>>,
-    mailbox: RefCell<VecDeque<Queued<A::Msg>>>,
+    mailbox: RefCell<Mailbox<A::Msg>>,
     control: RefCell<VecDeque<Control>>,
     plugins: RefCell<Vec<PluginSlot<A>>>,
     /// A stop asked for and not yet applied (first reason wins).
@@ -137,7 +201,7 @@ impl<A: Actor> ActorCell<A> {
             pins: StdCell::new(0),
             state: StdCell::new(State::New),
             actor: RefCell::new(Some(actor)),
-            mailbox: RefCell::new(VecDeque::new()),
+            mailbox: RefCell::new(Mailbox::default()),
             control: RefCell::new(VecDeque::new()),
             plugins: RefCell::new(Vec::new()),
             pending_stop: RefCell::new(None),
@@ -966,7 +1030,7 @@ impl<A: Actor> Cell for ActorCell<A> {
 /// the shard it leaves (the actor, its queued messages, its supervision).
 struct Moved<A: Actor + Send> {
     actor: A,
-    mailbox: VecDeque<Queued<A::Msg>>,
+    mailbox: Mailbox<A::Msg>,
     control: VecDeque<Control>,
     supervision: Supervision,
     plugins: Vec<MovedPlugin<A>>,
@@ -1037,5 +1101,36 @@ impl<A: Actor + Send> Movable for Moved<A> {
 
     fn home(&self) -> &HomeId {
         &self.home
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Mailbox, Queued};
+
+    fn q(n: u32) -> Queued<u32> {
+        Queued { msg: n, stamp: 0 }
+    }
+
+    #[test]
+    fn mailbox_is_fifo_across_the_inline_head() {
+        let mut m = Mailbox::default();
+        assert!(m.is_empty());
+        m.push_back(q(1));
+        m.push_back(q(2));
+        m.push_back(q(3));
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.pop_front().map(|q| q.msg), Some(1));
+        // The head is free but older messages wait behind it: a new one goes to the back.
+        m.push_back(q(4));
+        assert_eq!(m.pop_front().map(|q| q.msg), Some(2));
+        assert_eq!(m.pop_front().map(|q| q.msg), Some(3));
+        assert_eq!(m.pop_front().map(|q| q.msg), Some(4));
+        assert!(m.pop_front().is_none());
+        // Empty again: the next message waits inline.
+        m.push_back(q(5));
+        m.push_back(q(6));
+        let all: Vec<u32> = m.into_iter().map(|q| q.msg).collect();
+        assert_eq!(all, [5, 6]);
     }
 }
