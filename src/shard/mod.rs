@@ -219,6 +219,21 @@ impl ShardShared {
         self.actors_stopped.load(Ordering::Acquire)
     }
 
+    /// Owner: one more live actor. A load and a store, not an RMW: only the owner writes
+    /// the count (like the shard counters), so no locked instruction per spawn.
+    #[inline]
+    pub(crate) fn live_actor_added(&self) {
+        let n = self.live_actors.load(Ordering::Relaxed);
+        self.live_actors.store(n + 1, Ordering::Relaxed);
+    }
+
+    /// Owner: one live actor fewer (see [`live_actor_added`](Self::live_actor_added)).
+    #[inline]
+    pub(crate) fn live_actor_removed(&self) {
+        let n = self.live_actors.load(Ordering::Relaxed);
+        self.live_actors.store(n - 1, Ordering::Relaxed);
+    }
+
     /// The shard's `max_actors`.
     pub(crate) fn table_capacity(&self) -> usize {
         self.table.capacity()

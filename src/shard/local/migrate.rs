@@ -289,7 +289,7 @@ impl ShardLocal {
             }
             drop(e);
         }
-        self.shared.live_actors.fetch_sub(1, Ordering::Relaxed);
+        self.shared.live_actor_removed();
     }
 
     /// Thief side: installs the actors a victim gave (possibly none).

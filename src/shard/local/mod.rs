@@ -395,7 +395,7 @@ impl ShardLocal {
                 counted_migratable,
             });
         }
-        self.shared.live_actors.fetch_add(1, Ordering::Relaxed);
+        self.shared.live_actor_added();
         self.schedule(slot);
         // Hashing the key costs about as much as the rest of an install: look only when some
         // message arrived before its actor (rare).
@@ -504,7 +504,7 @@ impl ShardLocal {
             self.deregister_actor_io(slot);
             drop(e);
             self.shared.table.release(slot);
-            self.shared.live_actors.fetch_sub(1, Ordering::Relaxed);
+            self.shared.live_actor_removed();
             self.guest_removed(slot);
         }
     }
