@@ -39,7 +39,7 @@ use crossbeam_utils::CachePadded;
 use doorbell::{Doorbell, INJECT};
 use std::rc::Rc;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use table::SlotTable;
 
 #[cfg(not(coreactor_loom))]
@@ -241,8 +241,8 @@ impl ShardShared {
 
     /// Hands `env` to this shard from a thread that is not one of this runtime's shards.
     ///
-    /// An outside thread uses the bounded lane and, while it is full, waits for room (spin,
-    /// then yield, then 50 µs naps): outside producers get backpressure, never unbounded
+    /// An outside thread uses the bounded lane and, while it is full, waits for room
+    /// ([`Backoff`](crate::sync::Backoff)): outside producers get backpressure, never unbounded
     /// queues. A shard thread of another runtime must never block, so it uses the unbounded
     /// lane. Each thread keeps to its lane, so its messages stay in order (`mailbox::inject`).
     ///
@@ -258,20 +258,13 @@ impl ShardShared {
             return;
         }
         let mut env = env;
-        let mut backoff = 0u32;
+        let mut backoff = crate::sync::Backoff::new();
         loop {
             match self.try_inject_outside(env) {
                 Ok(()) => return,
                 Err(back) => env = back,
             }
-            backoff = backoff.saturating_add(1);
-            if backoff < 64 {
-                crate::sync::spin_loop();
-            } else if backoff < 128 {
-                crate::sync::thread::yield_now();
-            } else {
-                crate::sync::thread::park_timeout(Duration::from_micros(50));
-            }
+            backoff.snooze();
         }
     }
 
