@@ -200,16 +200,16 @@ impl Default for Config {
 /// [`ShardConfig::cpu`] / [`ShardOverride::cpu`] beats the placement for that shard.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Placement {
-    /// Shard `i` is pinned to the `i`-th available CPU, wrapping round-robin when there are more
-    /// shards than CPUs. The intent is to put consecutive shards on distinct physical cores
-    /// (and NUMA nodes) first; the CPU topology is not read yet, so today this is the same
-    /// in-order mapping as [`Placement::Pack`]. TOML `"spread"`. The default.
+    /// Consecutive shards go to distinct physical cores first, alternating packages (NUMA
+    /// nodes), and only then to the second SMT sibling of each core, wrapping round-robin when
+    /// there are more shards than CPUs. The topology comes from Linux sysfs
+    /// (`/sys/devices/system/cpu/cpuN/topology`); where it is unknown for any available CPU,
+    /// shard `i` takes the `i`-th available CPU. TOML `"spread"`. The default.
     #[default]
     Spread,
-    /// Shard `i` is pinned to the `i`-th available CPU, filling CPUs in order (SMT siblings of a
-    /// core before the next core, when known) so that shards share caches. Without topology
-    /// information it is the same in-order, round-robin mapping as [`Placement::Spread`].
-    /// TOML `"pack"`.
+    /// Shards fill one package, core by core, the SMT siblings of a core next to each other, so
+    /// that shards share caches and whole packages stay free. Without topology information it
+    /// is the in-order, round-robin mapping, as for [`Placement::Spread`]. TOML `"pack"`.
     Pack,
     /// No shard is pinned; the OS scheduler moves threads freely. Shards with an explicit CPU
     /// are still pinned. TOML `"unpinned"`.
@@ -520,7 +520,8 @@ impl Config {
     ///
     /// Shard `i` is pinned to, in order of precedence: its override's `cpu`, the default
     /// [`ShardConfig::cpu`], then the placement ([`Placement::Spread`] and [`Placement::Pack`]:
-    /// `available[i % available.len()]`; [`Placement::Fixed`]: `list[i]`;
+    /// entry `i % available.len()` of `available` in that placement's topology order, see
+    /// their docs; [`Placement::Fixed`]: `list[i]`;
     /// [`Placement::Unpinned`]: not pinned).
     ///
     /// # Errors
@@ -785,6 +786,7 @@ impl Config {
             }
         }
 
+        let ordered = placement_order(available, &self.placement, cpu_place);
         (0..count)
             .map(|id| {
                 let mut shard = self.shard.clone();
@@ -796,10 +798,10 @@ impl Config {
                     (None, Placement::Unpinned) => None,
                     (None, Placement::Fixed(list)) => list.get(id).copied(),
                     (None, Placement::Spread | Placement::Pack) => {
-                        if available.is_empty() {
+                        if ordered.is_empty() {
                             return Err(ConfigError::new("placement", ConfigErrorKind::NoCpus));
                         }
-                        Some(available[id % available.len()])
+                        Some(ordered[id % ordered.len()])
                     }
                 };
                 Ok(ResolvedShard {
@@ -819,6 +821,64 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// `(package, core)` of `cpu`, if Linux sysfs says.
+pub(crate) fn cpu_place(cpu: usize) -> Option<(u32, u32)> {
+    let read = |what: &str| -> Option<u32> {
+        std::fs::read_to_string(format!("/sys/devices/system/cpu/cpu{cpu}/topology/{what}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((read("physical_package_id")?, read("core_id")?))
+}
+
+/// The order in which [`Placement::Spread`] and [`Placement::Pack`] hand out `available` CPUs
+/// (shard `i` takes entry `i mod len`), given each CPU's `(package, core)`. In order when any
+/// CPU's place is unknown, and for the other placements.
+fn placement_order(
+    available: &[usize],
+    placement: &Placement,
+    place: impl Fn(usize) -> Option<(u32, u32)>,
+) -> Vec<usize> {
+    if !matches!(placement, Placement::Spread | Placement::Pack) {
+        return available.to_vec();
+    }
+    let Some(places) = available
+        .iter()
+        .map(|&cpu| place(cpu))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return available.to_vec();
+    };
+    let mut cpus: Vec<(usize, (u32, u32))> = available.iter().copied().zip(places).collect();
+    if matches!(placement, Placement::Pack) {
+        cpus.sort_by_key(|&(cpu, (package, core))| (package, core, cpu));
+        return cpus.into_iter().map(|(cpu, _)| cpu).collect();
+    }
+    // Spread: key (sibling index in its core, rank of the core in its package, package).
+    let mut cores: Vec<(u32, u32)> = cpus.iter().map(|&(_, p)| p).collect();
+    cores.sort_unstable();
+    cores.dedup();
+    let rank = |(package, core): (u32, u32)| {
+        cores
+            .iter()
+            .filter(|&&(p, c)| p == package && c < core)
+            .count()
+    };
+    let sibling = |cpu: usize, p: (u32, u32)| {
+        cpus.iter()
+            .filter(|&&(other, q)| q == p && other < cpu)
+            .count()
+    };
+    let mut keyed: Vec<((usize, usize, u32, usize), usize)> = cpus
+        .iter()
+        .map(|&(cpu, p)| ((sibling(cpu, p), rank(p), p.0, cpu), cpu))
+        .collect();
+    keyed.sort_unstable();
+    keyed.into_iter().map(|(_, cpu)| cpu).collect()
 }
 
 /// Checks a count against `(min, max)` and, if asked, for a power of two.
@@ -1244,6 +1304,31 @@ fn shutdown_timeout_from_ms(ms: u64, field: &str) -> Result<Duration, ConfigErro
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn spread_takes_one_cpu_per_core_and_alternates_packages_first() {
+        use super::{Placement, placement_order};
+        // Two packages of two cores with two SMT siblings each: CPUs 0-3 on package 0 (core 0:
+        // 0 and 2, core 1: 1 and 3), 4-7 on package 1 (core 0: 4 and 6, core 1: 5 and 7).
+        let place = |cpu: usize| {
+            let cpu = u32::try_from(cpu).unwrap();
+            Some((cpu / 4, cpu % 2))
+        };
+        let cpus: Vec<usize> = (0..8).collect();
+        assert_eq!(
+            placement_order(&cpus, &Placement::Spread, place),
+            [0, 4, 1, 5, 2, 6, 3, 7]
+        );
+        assert_eq!(
+            placement_order(&cpus, &Placement::Pack, place),
+            [0, 2, 1, 3, 4, 6, 5, 7]
+        );
+        // Unknown topology for any CPU: in order.
+        let partly = |cpu: usize| (cpu != 3).then_some((0, 0));
+        assert_eq!(placement_order(&cpus, &Placement::Spread, partly), cpus);
+        assert_eq!(placement_order(&cpus, &Placement::Pack, |_| None), cpus);
+        assert_eq!(placement_order(&cpus, &Placement::Unpinned, place), cpus);
+    }
+
     use super::*;
 
     #[test]

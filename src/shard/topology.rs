@@ -12,17 +12,7 @@ pub(crate) const SAME_PACKAGE: u8 = 1;
 /// Distance between packages.
 pub(crate) const OTHER_PACKAGE: u8 = 2;
 
-/// `(package, core)` of `cpu`, if sysfs says.
-fn place(cpu: usize) -> Option<(u32, u32)> {
-    let read = |what: &str| -> Option<u32> {
-        std::fs::read_to_string(format!("/sys/devices/system/cpu/cpu{cpu}/topology/{what}"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    };
-    Some((read("physical_package_id")?, read("core_id")?))
-}
+use crate::config::cpu_place as place;
 
 /// The distance of every pair of shards pinned to `cpus` (`None`: unpinned).
 pub(crate) fn distances(cpus: &[Option<usize>]) -> Vec<Vec<u8>> {
