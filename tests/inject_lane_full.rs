@@ -9,8 +9,8 @@
 
 mod common;
 
-use common::{block_shard, for_each_shard_count, join, wait_until};
-use coreactor::{Actor, AskError, Context, Reply, Runtime, SendError};
+use common::{Sink, SinkMsg, block_shard, for_each_shard_count, join, wait_until};
+use coreactor::{AskError, Runtime, SendError};
 use std::time::Duration;
 
 const ASK: Duration = Duration::from_secs(30);
@@ -18,26 +18,6 @@ const ASK: Duration = Duration::from_secs(30);
 const LANE: usize = 64;
 /// Far above the lane's slots: every refusal comes from the lane.
 const MAILBOX: usize = 1 << 16;
-
-#[derive(Default)]
-struct Sink {
-    got: Vec<u64>,
-}
-
-enum SinkMsg {
-    Data(u64),
-    Get(Reply<Vec<u64>>),
-}
-
-impl Actor for Sink {
-    type Msg = SinkMsg;
-    fn handle(&mut self, msg: SinkMsg, _ctx: &mut Context<'_, Self>) {
-        match msg {
-            SinkMsg::Data(x) => self.got.push(x),
-            SinkMsg::Get(r) => r.send(self.got.clone()),
-        }
-    }
-}
 
 fn runtime(n: usize) -> Runtime {
     Runtime::builder()

@@ -8,33 +8,12 @@
 
 mod common;
 
-use common::{block_on, block_shard, for_each_shard_count, join, wait_until};
+use common::{Sink, SinkMsg, block_on, block_shard, for_each_shard_count, join, wait_until};
 use coreactor::{Actor, Addr, AskError, Context, Reply, Runtime, SendError};
 use std::time::{Duration, Instant};
 
 const ASK: Duration = Duration::from_secs(30);
 const CAP: usize = 4;
-
-/// Records what it receives, in order.
-#[derive(Default)]
-struct Sink {
-    got: Vec<u64>,
-}
-
-enum SinkMsg {
-    Data(u64),
-    Get(Reply<Vec<u64>>),
-}
-
-impl Actor for Sink {
-    type Msg = SinkMsg;
-    fn handle(&mut self, msg: SinkMsg, _ctx: &mut Context<'_, Self>) {
-        match msg {
-            SinkMsg::Data(x) => self.got.push(x),
-            SinkMsg::Get(r) => r.send(self.got.clone()),
-        }
-    }
-}
 
 /// What a send from inside an actor came to: `Ok`, or `Full`/`Closed` with the value handed back.
 #[derive(Debug, PartialEq, Eq)]

@@ -245,3 +245,25 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
         std::thread::park_timeout(deadline - now);
     }
 }
+
+/// Records the `u64`s it receives, in order, and answers `Get` with them: the sink of the
+/// backpressure tests.
+#[derive(Default)]
+pub struct Sink {
+    got: Vec<u64>,
+}
+
+pub enum SinkMsg {
+    Data(u64),
+    Get(Reply<Vec<u64>>),
+}
+
+impl Actor for Sink {
+    type Msg = SinkMsg;
+    fn handle(&mut self, msg: SinkMsg, _ctx: &mut Context<'_, Self>) {
+        match msg {
+            SinkMsg::Data(x) => self.got.push(x),
+            SinkMsg::Get(r) => r.send(self.got.clone()),
+        }
+    }
+}
