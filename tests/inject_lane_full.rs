@@ -9,8 +9,11 @@
 
 mod common;
 
-use common::{Sink, SinkMsg, block_shard, for_each_shard_count, join, wait_until};
-use coreactor::{AskError, Runtime, SendError};
+use common::{
+    Blocker, Gate, GateGuard, Sink, SinkMsg, block_shard, for_each_shard_count, join, wait_until,
+};
+use coreactor::{Addr, AskError, Runtime, SendError};
+use std::sync::Arc;
 use std::time::Duration;
 
 const ASK: Duration = Duration::from_secs(30);
@@ -29,7 +32,7 @@ fn runtime(n: usize) -> Runtime {
 }
 
 /// Sends `0, 1, 2, ...` with `try_tell` until the lane refuses one; returns how many went in.
-fn fill_lane(sink: &coreactor::Addr<Sink>) -> u64 {
+fn fill_lane(sink: &Addr<Sink>) -> u64 {
     let mut sent = 0u64;
     loop {
         match sink.try_tell(SinkMsg::Data(sent)) {
@@ -47,6 +50,34 @@ fn fill_lane(sink: &coreactor::Addr<Sink>) -> u64 {
     }
 }
 
+/// A runtime of `n` shards whose last shard is held at a gate with a sink on it, and that
+/// shard's lane filled by [`fill_lane`].
+struct FullLane {
+    rt: Runtime,
+    shard: usize,
+    sink: Addr<Sink>,
+    accepted: u64,
+    /// Opens the gate when dropped.
+    guard: GateGuard,
+    _held: (Arc<Gate>, Addr<Blocker>),
+}
+
+fn full_lane(n: usize) -> FullLane {
+    let rt = runtime(n);
+    let shard = n - 1;
+    let (gate, guard, blocker) = block_shard(&rt, shard);
+    let sink = rt.spawn_on(shard, Sink::default()).unwrap();
+    let accepted = fill_lane(&sink);
+    FullLane {
+        rt,
+        shard,
+        sink,
+        accepted,
+        guard,
+        _held: (gate, blocker),
+    }
+}
+
 fn inject_full(rt: &Runtime, shard: usize) -> u64 {
     rt.shard_stats()[shard].inject_full
 }
@@ -56,11 +87,14 @@ fn inject_full(rt: &Runtime, shard: usize) -> u64 {
 #[test]
 fn try_tell_reports_a_full_lane_and_takes_the_admission_back() {
     for_each_shard_count(|n| {
-        let rt = runtime(n);
-        let s = n - 1;
-        let (_gate, guard, _blocker) = block_shard(&rt, s);
-        let sink = rt.spawn_on(s, Sink::default()).unwrap();
-        let accepted = fill_lane(&sink);
+        let FullLane {
+            rt,
+            shard: s,
+            sink,
+            accepted,
+            guard,
+            _held,
+        } = full_lane(n);
         // The spawn's install task and nothing else shares the lane with the messages.
         assert!(
             accepted >= LANE as u64 - 4,
@@ -103,11 +137,14 @@ fn try_tell_reports_a_full_lane_and_takes_the_admission_back() {
 #[test]
 fn tell_waits_for_room_and_ask_gives_up_at_its_timeout() {
     for_each_shard_count(|n| {
-        let rt = runtime(n);
-        let s = n - 1;
-        let (_gate, guard, _blocker) = block_shard(&rt, s);
-        let sink = rt.spawn_on(s, Sink::default()).unwrap();
-        let accepted = fill_lane(&sink);
+        let FullLane {
+            rt,
+            shard: s,
+            sink,
+            accepted,
+            guard,
+            _held,
+        } = full_lane(n);
 
         assert_eq!(
             sink.ask(SinkMsg::Get, Duration::from_millis(20)),

@@ -313,7 +313,7 @@ impl<A: Actor> Addr<A> {
         // returns credit once per turn, the sender sent that one turn's worth, and each message
         // crossed between the cores while both were touching it (outside tell into a full
         // 4 096-message mailbox: 7.5 M msgs/s; with the wait, see docs/benchmarks.md).
-        let resume_at = capacity - (capacity / 4).max(1).min(capacity);
+        let resume_at = capacity.saturating_sub((capacity / 4).max(1));
         loop {
             match self.try_tell(msg) {
                 Err(SendError::Full(m)) if !on_shard => {
@@ -339,52 +339,38 @@ impl<A: Actor> Addr<A> {
     /// message back only when an outside thread finds the shard's bounded injection lane full.
     #[inline]
     fn send_admitted(&self, msg: A::Msg) -> Result<(), A::Msg> {
-        enum Via<M> {
-            Sent,
-            /// A shard thread of another runtime: the unbounded lane (it must not block).
-            ForeignShard(M),
-            Outside(M),
-        }
-        let via = with_current(|cur| match cur {
+        // `Some(on_a_shard)`: not sent yet, and whether this thread runs a shard (of another
+        // runtime).
+        let leftover = with_current(|cur| match cur {
             Some(local) if Arc::ptr_eq(&local.shared, &self.shard) => {
                 local.shared.counters.bump_sent_local();
                 self.push_local(local, msg, local.now_ns());
-                Via::Sent
+                None
             }
             Some(local) if Arc::ptr_eq(&local.rt, &self.shard.rt) => {
                 local.send_remote(
                     self.shard.id,
                     Vt::<A>::user(self.slot, self.generation, local.now_ns(), msg),
                 );
-                Via::Sent
+                None
             }
-            Some(_) => Via::ForeignShard(msg),
-            None => Via::Outside(msg),
+            other => Some((msg, other.is_some())),
         });
-        // No clock read on these paths: the shard stamps the message when it takes it in.
-        match via {
-            Via::Sent => Ok(()),
-            Via::ForeignShard(msg) => {
-                self.shard.inject(Vt::<A>::user(
-                    self.slot,
-                    self.generation,
-                    STAMP_ON_ARRIVAL,
-                    msg,
-                ));
-                Ok(())
-            }
-            Via::Outside(msg) => self
-                .shard
-                .try_inject_outside(Vt::<A>::user(
-                    self.slot,
-                    self.generation,
-                    STAMP_ON_ARRIVAL,
-                    msg,
-                ))
-                // SAFETY: the envelope was built just above by `Vt::<A>::user` from an
-                // `A::Msg`, and comes back untouched.
-                .map_err(|env| unsafe { env.msg.take::<A::Msg>() }),
+        let Some((msg, on_a_shard)) = leftover else {
+            return Ok(());
+        };
+        // No clock read here: the shard stamps the message when it takes it in.
+        let env = Vt::<A>::user(self.slot, self.generation, STAMP_ON_ARRIVAL, msg);
+        if on_a_shard {
+            // A shard thread of another runtime: the unbounded lane (it must not block).
+            self.shard.inject(env);
+            return Ok(());
         }
+        self.shard
+            .try_inject_outside(env)
+            // SAFETY: the envelope was built just above by `Vt::<A>::user` from an `A::Msg`,
+            // and comes back untouched.
+            .map_err(|env| unsafe { env.msg.take::<A::Msg>() })
     }
 
     #[inline]

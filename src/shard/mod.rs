@@ -164,8 +164,9 @@ pub(crate) struct ShardShared {
     /// The injection queue and its shutdown handshake (see [`close`]).
     pub(crate) inject: ClosableQueue<Envelope>,
     /// Whether outside threads use the bounded injection lane (and wait while it is full):
-    /// `new` was given its capacity. False for the test kit's hand-stepped shards: there the thread that would wait is the
-    /// one that runs the shard, so every pusher takes the unbounded lane.
+    /// `new` was given its capacity. False for the test kit's hand-stepped shards: there the
+    /// thread that would wait is the one that runs the shard, so every pusher takes the
+    /// unbounded lane.
     bounded_outside: bool,
     pub(crate) table: SlotTable,
     pub(crate) mailbox_capacity: u32,
@@ -191,14 +192,14 @@ impl ShardShared {
         waker: Waker,
         max_actors: usize,
         mailbox_capacity: usize,
-        bounded_outside: Option<usize>,
+        outside_lane: Option<usize>,
     ) -> Self {
         ShardShared {
             id,
             rt,
             doorbell: Doorbell::new(waker),
-            inject: bounded_outside.map_or_else(ClosableQueue::new, ClosableQueue::with_capacity),
-            bounded_outside: bounded_outside.is_some(),
+            inject: outside_lane.map_or_else(ClosableQueue::new, ClosableQueue::with_capacity),
+            bounded_outside: outside_lane.is_some(),
             table: SlotTable::new(max_actors),
             mailbox_capacity: u32::try_from(mailbox_capacity).unwrap_or(u32::MAX),
             counters: CachePadded::new(ShardCounters::default()),
@@ -250,11 +251,7 @@ impl ShardShared {
     /// (the handshake is in [`close`]): nothing stays behind.
     pub(crate) fn inject(&self, env: Envelope) {
         if !self.bounded_outside || with_current(|cur| cur.is_some()) {
-            self.inject.push(
-                env,
-                || self.notify_inject(),
-                |env| self.discard_shutdown(env),
-            );
+            self.push_unbounded(env);
             return;
         }
         let mut env = env;
@@ -272,11 +269,7 @@ impl ShardShared {
     #[inline]
     pub(crate) fn try_inject_outside(&self, env: Envelope) -> Result<(), Envelope> {
         if !self.bounded_outside {
-            self.inject.push(
-                env,
-                || self.notify_inject(),
-                |env| self.discard_shutdown(env),
-            );
+            self.push_unbounded(env);
             return Ok(());
         }
         let result = self.inject.try_push_bounded(
@@ -288,6 +281,15 @@ impl ShardShared {
             ShardCounters::bump_shared(&self.counters.inject_full);
         }
         result
+    }
+
+    /// A push into the unbounded lane (never waits).
+    fn push_unbounded(&self, env: Envelope) {
+        self.inject.push(
+            env,
+            || self.notify_inject(),
+            |env| self.discard_shutdown(env),
+        );
     }
 
     /// After a push: rings the doorbell unless its `INJECT` bit is already set.

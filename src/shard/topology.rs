@@ -5,14 +5,14 @@
 //! packages share nothing. Where the topology is unknown (an unpinned shard, no sysfs) every
 //! peer is at the same, middle distance, and the choice among them stays random.
 
+use crate::config::cpu_place as place;
+
 /// Distance between SMT siblings of one core.
 pub(crate) const SAME_CORE: u8 = 0;
 /// Distance between cores of one package (or unknown).
 pub(crate) const SAME_PACKAGE: u8 = 1;
 /// Distance between packages.
 pub(crate) const OTHER_PACKAGE: u8 = 2;
-
-use crate::config::cpu_place as place;
 
 /// The distance of every pair of shards pinned to `cpus` (`None`: unpinned).
 pub(crate) fn distances(cpus: &[Option<usize>]) -> Vec<Vec<u8>> {

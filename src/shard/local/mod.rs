@@ -776,7 +776,8 @@ impl ShardLocal {
     /// One iteration of the reactor loop after [`observe_runtime`](Self::observe_runtime);
     /// true if it did any work.
     fn iterate(&self) -> bool {
-        // A clock read costs ~37 ns here, as much as handling a small message. A busy shard
+        // A clock read costs ~11 ns here (`shard::tsc`; ~28 ns where it is `Instant`), a
+        // good part of handling a small message. A busy shard
         // whose last iteration ended with a turn already read the clock at that turn's end
         // (`end_turn`): what happened since (that iteration's local deliveries and flush) is
         // short, so the cached clock is reused, as it is inside a turn. This halves the clock
@@ -918,8 +919,8 @@ impl ShardLocal {
             }
             self.idle.set(true);
             // Idle: spin, watching the doorbell, then park. The clock is read only every 64
-            // spins: a read costs ~36 ns here, longer than a doorbell check, and would set the
-            // reaction time to a message.
+            // spins: a read (~11 ns, ~28 ns where it is `Instant`) is longer than a doorbell
+            // check, and would set the reaction time to a message.
             let spin_until = self.now_ns() + self.params.spin_before_park.as_nanos() as u64;
             let yield_from = self.now_ns() + self.params.spin_before_yield.as_nanos() as u64;
             let search_until =
