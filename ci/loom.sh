@@ -8,10 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom"
-models=()
-for f in loom-tests/*.rs; do
-    models+=(--test "loom_$(basename "$f" .rs)")
-done
+# The models are the test targets of the `coreactor-loom-tests` package (loom-tests/Cargo.toml):
+# building it compiles coreactor and loom, none of the benchmark peers.
+models=(-p coreactor-loom-tests --tests)
 
 echo "== loom models (LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS)"
 start=$(date +%s)
@@ -30,5 +29,5 @@ echo "injected bugs caught in $(( $(date +%s) - start )) s"
 echo "== steal model with the forwarding bug injected: it must be caught"
 start=$(date +%s)
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR}-bug-migrate" RUSTFLAGS='--cfg coreactor_loom --cfg coreactor_loom_bug="migrate" -C debug-assertions' \
-    cargo test --release --test loom_steal -- --test-threads=2
+    cargo test --release -p coreactor-loom-tests --test loom_steal -- --test-threads=2
 echo "forwarding bug caught in $(( $(date +%s) - start )) s"

@@ -20,9 +20,9 @@
 //!
 //! ```text
 //! RUSTFLAGS="--cfg coreactor_loom" LOOM_MAX_PREEMPTIONS=2 \
-//!     cargo test --release --test loom_doorbell
+//!     cargo test --release -p coreactor-loom-tests --test loom_doorbell
 //! RUSTFLAGS="--cfg coreactor_loom --cfg coreactor_loom_bug=\"doorbell\"" LOOM_MAX_PREEMPTIONS=2 \
-//!     cargo test --release --test loom_doorbell
+//!     cargo test --release -p coreactor-loom-tests --test loom_doorbell
 //! ```
 //!
 //! The second command builds the deliberately broken `prepare_park` (check, then announce);

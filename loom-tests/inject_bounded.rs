@@ -14,7 +14,7 @@
 //!
 //! ```text
 //! RUSTFLAGS="--cfg coreactor_loom" LOOM_MAX_PREEMPTIONS=2 \
-//!     cargo test --release --test loom_inject_bounded
+//!     cargo test --release -p coreactor-loom-tests --test loom_inject_bounded
 //! ```
 
 use std::sync::Arc;

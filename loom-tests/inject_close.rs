@@ -21,9 +21,9 @@
 //!
 //! ```text
 //! RUSTFLAGS="--cfg coreactor_loom" LOOM_MAX_PREEMPTIONS=2 \
-//!     cargo test --release --test loom_inject_close
+//!     cargo test --release -p coreactor-loom-tests --test loom_inject_close
 //! RUSTFLAGS="--cfg coreactor_loom --cfg coreactor_loom_bug=\"inject\"" LOOM_MAX_PREEMPTIONS=2 \
-//!     cargo test --release --test loom_inject_close
+//!     cargo test --release -p coreactor-loom-tests --test loom_inject_close
 //! ```
 
 // `std::sync::Arc`, not loom's: a loom `Arc` dropped while a failed model unwinds panics again

@@ -28,7 +28,7 @@
 //!
 //! ```text
 //! RUSTFLAGS="--cfg coreactor_loom" LOOM_MAX_PREEMPTIONS=2 \
-//!     cargo test --release --test loom_reply_slot
+//!     cargo test --release -p coreactor-loom-tests --test loom_reply_slot
 //! ```
 //!
 //! No deliberate bug concerns the slot, so the models are ignored in the bug build.

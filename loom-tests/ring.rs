@@ -4,7 +4,7 @@
 //! Run with:
 //!
 //! ```text
-//! RUSTFLAGS="--cfg coreactor_loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --test loom_ring
+//! RUSTFLAGS="--cfg coreactor_loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release -p coreactor-loom-tests --test loom_ring
 //! ```
 //!
 //! and, to check that the models catch the deliberate ordering bug (`publish` storing the tail

@@ -36,7 +36,7 @@
 //!
 //! ```text
 //! RUSTFLAGS="--cfg coreactor_loom" LOOM_MAX_PREEMPTIONS=2 \
-//!     cargo test --release --test loom_steal
+//!     cargo test --release -p coreactor-loom-tests --test loom_steal
 //! ```
 
 // std's Mutex and atomics hold the model's bookkeeping (outcome, coverage), which is not part of
