@@ -679,6 +679,22 @@ impl ShardLocal {
         any
     }
 
+    /// Prefetches the next slot and the tail of every inbound ring named by doorbell `bits`.
+    fn prefetch_inbound(&self, bits: u64) {
+        let peer_bits = bits & ((1u64 << PEER_BITS) - 1);
+        if peer_bits == 0 {
+            return;
+        }
+        let inbound = self.inbound.borrow();
+        for (peer, consumer) in inbound.iter().enumerate() {
+            if peer_bits & peer_bit(peer) != 0
+                && let Some(c) = consumer.as_ref()
+            {
+                c.prefetch_next();
+            }
+        }
+    }
+
     #[inline]
     fn accept(&self, env: Envelope) {
         if self.stopping.get() {
@@ -929,7 +945,15 @@ impl ShardLocal {
             let mut spins_to_check = SPINS_PER_CHECK;
             loop {
                 // A change of the runtime's state rings the doorbell (`observe_runtime`).
-                if self.shared.doorbell.pending() != 0 || self.has_local_work() {
+                let pending = self.shared.doorbell.pending();
+                if pending != 0 {
+                    // Start the misses of the rings' tails and head slots now, so they overlap
+                    // the `take` that claims the bits instead of following it.
+                    self.prefetch_inbound(pending);
+                    woke = true;
+                    break;
+                }
+                if self.has_local_work() {
                     woke = true;
                     break;
                 }
