@@ -122,6 +122,7 @@ fn ring_starting_at<T>(capacity: usize, start: usize) -> (Producer<T>, Consumer<
         }),
         producer: CachePadded::new(ProducerShared {
             tail: AtomicUsize::new(start),
+            waiting: AtomicBool::new(false),
         }),
         slots,
         mask: capacity - 1,
@@ -131,6 +132,7 @@ fn ring_starting_at<T>(capacity: usize, start: usize) -> (Producer<T>, Consumer<
         tail: start,
         published: start,
         head_cache: start,
+        waiting: false,
         _not_sync: PhantomData,
     };
     let consumer = Consumer {
@@ -155,6 +157,10 @@ struct ConsumerShared {
 struct ProducerShared {
     /// Published tail: every position below it (and at or above the head) holds a value.
     tail: AtomicUsize,
+    /// The producer holds values back for want of space (see [`Producer::set_waiting`]): a
+    /// hint on the line the consumer reads anyway, so that it can tell the producer when it
+    /// frees space.
+    waiting: AtomicBool,
 }
 
 /// The part both endpoints reach through an `Arc`.
@@ -214,6 +220,8 @@ pub struct Producer<T> {
     published: usize,
     /// A past value of the shared head; never ahead of it.
     head_cache: usize,
+    /// The last value stored in the shared `waiting` flag.
+    waiting: bool,
     /// Makes the endpoint `!Sync` by construction.
     _not_sync: PhantomData<core::cell::Cell<()>>,
 }
@@ -286,6 +294,25 @@ impl<T> Producer<T> {
     #[must_use]
     pub fn capacity(&self) -> usize {
         self.shared.mask + 1
+    }
+
+    /// Says whether the producer holds values back because the ring was full, so that the
+    /// consumer, after it frees space, can tell it ([`Consumer::producer_waiting`]). Stores only
+    /// when the value changes.
+    ///
+    /// A hint, not a protocol: the flag reaches no memory, and a consumer that misses it (it
+    /// read the flag just before it was set) only leaves the producer to find the space by
+    /// itself, as it would without the flag.
+    #[inline]
+    pub fn set_waiting(&mut self, waiting: bool) {
+        if self.waiting != waiting {
+            self.waiting = waiting;
+            // Relaxed: a hint (see above).
+            self.shared
+                .producer
+                .waiting
+                .store(waiting, Ordering::Relaxed);
+        }
     }
 
     /// Returns `false` once the [`Consumer`] has been dropped.
@@ -395,6 +422,16 @@ impl<T> Consumer<T> {
                 .store(self.head, Ordering::Release);
             self.released = self.head;
         }
+    }
+
+    /// True if the producer said it holds values back for want of space
+    /// ([`Producer::set_waiting`]). A hint read from the line of the tail, which the consumer
+    /// reads anyway.
+    #[inline]
+    #[must_use]
+    pub fn producer_waiting(&self) -> bool {
+        // Relaxed: a hint; no memory is reached through it.
+        self.shared.producer.waiting.load(Ordering::Relaxed)
     }
 
     /// Pops up to `max` values into `f`, then releases once. Returns how many were popped.
@@ -528,6 +565,18 @@ mod tests {
             assert_eq!(rx.pop(), Some(i));
         }
         assert_eq!(rx.len_hint(), 0);
+    }
+
+    #[test]
+    fn producer_waiting_flag_reaches_the_consumer() {
+        let (mut tx, rx) = ring::<u32>(2);
+        assert!(!rx.producer_waiting());
+        tx.set_waiting(true);
+        assert!(rx.producer_waiting());
+        tx.set_waiting(true);
+        assert!(rx.producer_waiting(), "setting it again changes nothing");
+        tx.set_waiting(false);
+        assert!(!rx.producer_waiting());
     }
 
     #[test]

@@ -550,6 +550,10 @@ impl ShardLocal {
                     }
                     Err(env) => {
                         lane.overflow.push_back(env);
+                        // Ask the consumer to ring this shard when it frees space: otherwise
+                        // a shard with nothing else to do finds the space only by polling, and
+                        // parks between polls.
+                        lane.producer.set_waiting(true);
                         self.shared.counters.bump_ring_overflow();
                         // The ring is full: hand over what it holds now rather than at the end
                         // of the turn, so the consumer keeps working during a long flood.
@@ -602,6 +606,7 @@ impl ShardLocal {
                 let clean = lane.overflow.is_empty();
                 if clean {
                     lane.dirty = false;
+                    lane.producer.set_waiting(false);
                 }
                 (published, clean)
             };
@@ -671,6 +676,14 @@ impl ShardLocal {
                     any |= n > 0;
                     if n == max {
                         self.shared.doorbell.ring(peer_bit(peer));
+                    }
+                    // The peer keeps an overflow for this ring: tell it that there is room
+                    // now (it may be spinning between polls, or parked).
+                    if n > 0
+                        && c.producer_waiting()
+                        && self.peers[peer].doorbell.ring(peer_bit(self.id))
+                    {
+                        self.shared.counters.bump_wakeups_sent();
                     }
                 }
                 *self.inbound.borrow_mut()[peer] = consumer;
@@ -1043,6 +1056,7 @@ impl ShardLocal {
             lane.producer.publish();
             dropped.extend(lane.overflow.drain(..).map(|env| (target, env)));
             lane.dirty = false;
+            lane.producer.set_waiting(false);
         }
         self.dirty.borrow_mut().clear();
         for (target, env) in dropped {
