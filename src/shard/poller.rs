@@ -297,30 +297,36 @@ impl Poller {
     /// Waits until at least one registered fd is ready or `timeout` elapses, fills `events`
     /// (replacing its previous contents) and returns how many it holds.
     ///
-    /// `timeout`: `None` waits without limit; `Some(Duration::ZERO)` polls and returns at once;
-    /// any other duration is rounded **up** to whole milliseconds, so a sub-millisecond timeout
-    /// sleeps 1 ms rather than spinning through zero-length waits (durations beyond
-    /// `i32::MAX` ms are clamped). A wait interrupted by a signal returns `Ok(0)`.
+    /// `timeout`: `None` waits without limit; `Some(Duration::ZERO)` polls and returns at once.
+    /// Other durations are kept to the nanosecond with `epoll_pwait2(2)` (Linux 5.11, glibc
+    /// targets), so a park until a timer due in 300 µs lasts 300 µs (plus the kernel's timer
+    /// slack). Where that call is missing, the duration is rounded **up** to whole milliseconds
+    /// for `epoll_wait(2)`, so a sub-millisecond timeout sleeps 1 ms rather than spinning
+    /// through zero-length waits (durations beyond `i32::MAX` ms are clamped). A wait
+    /// interrupted by a signal returns `Ok(0)`.
     ///
     /// # Errors
     ///
-    /// The OS error of `epoll_wait(2)` other than `EINTR` (none is expected for a valid poller).
+    /// The OS error of the wait other than `EINTR` (none is expected for a valid poller).
     pub fn wait(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
         debug_assert!((1..=MAX_EVENTS).contains(&events.buf.len()));
         // The invariant of `Events` bounds its length by `MAX_EVENTS == i32::MAX`.
         let max_events = libc::c_int::try_from(events.buf.len()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: `self.epfd` is an open epoll descriptor for as long as `self` lives. The
-        // kernel writes at most `max_events` entries starting at `events.buf.as_mut_ptr()`,
-        // and `max_events <= events.buf.len()`, the number of initialised, exclusively
-        // borrowed entries there; every bit pattern is a valid `epoll_event`.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.epfd.as_raw_fd(),
-                events.buf.as_mut_ptr(),
-                max_events,
-                timeout_ms(timeout),
-            )
+        let n = match self.wait_precise(events, max_events, timeout) {
+            Some(n) => n,
+            // SAFETY: `self.epfd` is an open epoll descriptor for as long as `self` lives. The
+            // kernel writes at most `max_events` entries starting at `events.buf.as_mut_ptr()`,
+            // and `max_events <= events.buf.len()`, the number of initialised, exclusively
+            // borrowed entries there; every bit pattern is a valid `epoll_event`.
+            None => unsafe {
+                libc::epoll_wait(
+                    self.epfd.as_raw_fd(),
+                    events.buf.as_mut_ptr(),
+                    max_events,
+                    timeout_ms(timeout),
+                )
+            },
         };
         if n < 0 {
             let err = io::Error::last_os_error();
@@ -333,6 +339,59 @@ impl Poller {
         let n = usize::try_from(n).unwrap_or(0).min(events.buf.len());
         events.len = n;
         Ok(n)
+    }
+}
+
+impl Poller {
+    /// `epoll_pwait2` with a nanosecond timeout; `None` where the kernel or the C library lacks
+    /// it (then never tried again in this process), and the caller falls back to `epoll_wait`.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn wait_precise(
+        &self,
+        events: &mut Events,
+        max_events: libc::c_int,
+        timeout: Option<Duration>,
+    ) -> Option<libc::c_int> {
+        static MISSING: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+        if MISSING.get().is_some() {
+            return None;
+        }
+        let spec = timeout.map(|d| libc::timespec {
+            tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+            // Below 10^9, so it fits every `c_long`.
+            tv_nsec: d.subsec_nanos() as libc::c_long,
+        });
+        let spec_ptr = spec
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: as for `epoll_wait` in `wait` (open descriptor; at most `max_events` entries
+        // written into the exclusively borrowed buffer); `spec_ptr` is null or points to a
+        // timespec that outlives the call, and a null signal mask leaves the mask unchanged.
+        let n = unsafe {
+            libc::epoll_pwait2(
+                self.epfd.as_raw_fd(),
+                events.buf.as_mut_ptr(),
+                max_events,
+                spec_ptr,
+                std::ptr::null(),
+            )
+        };
+        if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+            let _ = MISSING.set(());
+            return None;
+        }
+        Some(n)
+    }
+
+    /// Without glibc's `epoll_pwait2`, always the millisecond `epoll_wait`.
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    fn wait_precise(
+        &self,
+        _events: &mut Events,
+        _max_events: libc::c_int,
+        _timeout: Option<Duration>,
+    ) -> Option<libc::c_int> {
+        None
     }
 }
 
@@ -374,6 +433,24 @@ mod tests {
 
     fn tokens(events: &Events) -> Vec<u64> {
         events.iter().map(|e| e.token).collect()
+    }
+
+    #[test]
+    fn sub_millisecond_timeout_waits_at_least_that_long() {
+        let p = Poller::new().unwrap();
+        let mut events = Events::with_capacity(8);
+        let t = std::time::Instant::now();
+        assert_eq!(
+            p.wait(&mut events, Some(Duration::from_micros(300)))
+                .unwrap(),
+            0
+        );
+        assert!(
+            t.elapsed() >= Duration::from_micros(300),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(events.is_empty());
     }
 
     #[test]
