@@ -459,7 +459,7 @@ impl<A: Actor> Addr<A> {
         }
         // Poll a while before parking: an awake shard answers within microseconds, and a
         // parked asker costs the replier a futex wake and itself a wake-up latency.
-        let spin_until = Instant::now() + ASK_SPIN.min(timeout);
+        let mut spin_until = Some(Instant::now() + ASK_SPIN.min(timeout));
         let mut spins = 0u32;
         loop {
             match slot.poll() {
@@ -467,24 +467,21 @@ impl<A: Actor> Addr<A> {
                 super::slot::Poll::TimedOut => return Err(AskError::Timeout(timeout)),
                 super::slot::Poll::Pending => {}
             }
-            spins = spins.wrapping_add(1);
-            if spins % 64 == 0 {
+            if let Some(until) = spin_until {
+                spins = spins.wrapping_add(1);
+                if spins % 64 != 0 {
+                    crate::sync::spin_loop();
+                    continue;
+                }
                 let now = Instant::now();
-                if now >= spin_until {
-                    break;
+                if now < until {
+                    // Past the first few microseconds, let a shard that shares this CPU run.
+                    if until - now < ASK_SPIN - ASK_SPIN_HOT {
+                        crate::sync::thread::yield_now();
+                    }
+                    continue;
                 }
-                // Past the first few microseconds, let a shard that shares this CPU run.
-                if spin_until - now < ASK_SPIN - ASK_SPIN_HOT {
-                    crate::sync::thread::yield_now();
-                }
-            }
-            crate::sync::spin_loop();
-        }
-        loop {
-            match slot.poll() {
-                super::slot::Poll::Ready(r) => return r,
-                super::slot::Poll::TimedOut => return Err(AskError::Timeout(timeout)),
-                super::slot::Poll::Pending => {}
+                spin_until = None;
             }
             let now = Instant::now();
             if now >= deadline {

@@ -662,7 +662,7 @@ impl ShardLocal {
             }
             any |= n > 0;
         }
-        let peer_bits = bits & ((1u64 << PEER_BITS) - 1);
+        let peer_bits = bits & PEER_MASK;
         if peer_bits != 0 {
             let count = self.peers.len();
             for peer in 0..count {
@@ -694,7 +694,7 @@ impl ShardLocal {
 
     /// Prefetches the next slot and the tail of every inbound ring named by doorbell `bits`.
     fn prefetch_inbound(&self, bits: u64) {
-        let peer_bits = bits & ((1u64 << PEER_BITS) - 1);
+        let peer_bits = bits & PEER_MASK;
         if peer_bits == 0 {
             return;
         }
@@ -1106,6 +1106,9 @@ impl ShardLocal {
         self.shared.table.close_all();
     }
 }
+
+/// The doorbell bits that name peer rings (all but `INJECT` and `SLEEPING`).
+const PEER_MASK: u64 = (1u64 << PEER_BITS) - 1;
 
 fn all_peer_bits(peers: usize) -> u64 {
     (0..peers.min(PEER_BITS as usize)).fold(INJECT, |acc, p| acc | peer_bit(p))
