@@ -44,6 +44,9 @@ const PUBLISH_ORDERING: Ordering = if cfg!(coreactor_loom_bug = "inject_bounded"
     Ordering::Release
 };
 
+/// How many positions ahead of its own a push prefetches (see `push`).
+const PREFETCH_AHEAD: usize = 4;
+
 /// One slot of a [`BoundedInject`]: its sequence word and its value, on lines of their own (a
 /// pusher filling slot `i + 1` does not take the line the shard is reading slot `i` from).
 struct Slot<T> {
@@ -126,6 +129,14 @@ impl<T> BoundedInject<T> {
                         });
                         // Release: the popper's Acquire load of `seq` sees the value.
                         slot.seq.store(pos.wrapping_add(1), PUBLISH_ORDERING);
+                        // Fetch the lines of a slot a few pushes ahead for writing now: the
+                        // shard wrote them when it popped their last value, and a push that
+                        // finds them there waits for the transfer (in its `seq` load, and in
+                        // the fence that follows a push).
+                        let ahead =
+                            &raw const self.slots[pos.wrapping_add(PREFETCH_AHEAD) & self.mask];
+                        crate::sync::prefetch_write(ahead);
+                        crate::sync::prefetch_write(ahead.cast::<u8>().wrapping_add(64));
                         return Ok(());
                     }
                     Err(current) => pos = current,

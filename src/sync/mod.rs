@@ -60,6 +60,39 @@ mod imp {
         let _ = p;
     }
 
+    /// True if the CPU has `prefetchw` (CPUID leaf 0x8000_0001, ECX bit 8, "PRFCHW"); asked
+    /// once per process.
+    #[cfg(target_arch = "x86_64")]
+    fn has_prefetchw() -> bool {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HAS.get_or_init(|| {
+            use core::arch::x86_64::__cpuid;
+            __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & (1 << 8) != 0
+        })
+    }
+
+    /// Hint that the cache line holding `p` will be written soon: `prefetchw` on x86_64 CPUs
+    /// that have it (fetches the line in exclusive state, so the write and a fence after it do
+    /// not wait for another core to give it up), nothing elsewhere. Not a memory access.
+    #[inline]
+    pub(crate) fn prefetch_write<T>(p: *const T) {
+        #[cfg(target_arch = "x86_64")]
+        if has_prefetchw() {
+            // SAFETY: `prefetchw` is a cache hint with no architectural effect: it does not
+            // fault on any address, writes nothing and is not an access in the memory model;
+            // it runs only where CPUID reports it (elsewhere its opcode may be undefined).
+            unsafe {
+                core::arch::asm!(
+                    "prefetchw [{0}]",
+                    in(reg) p,
+                    options(nostack, preserves_flags, readonly)
+                )
+            };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
+    }
+
     /// A cell whose contents the owner mutates through raw pointers, with loom's API.
     #[derive(Debug, Default)]
     pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
@@ -115,6 +148,10 @@ mod imp {
     /// A cache hint: nothing to model.
     #[inline]
     pub(crate) fn prefetch_read<T>(_p: *const T) {}
+
+    /// A cache hint: nothing to model.
+    #[inline]
+    pub(crate) fn prefetch_write<T>(_p: *const T) {}
 }
 
 pub(crate) use imp::*;
