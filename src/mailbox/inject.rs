@@ -133,10 +133,9 @@ impl<T> BoundedInject<T> {
                         // shard wrote them when it popped their last value, and a push that
                         // finds them there waits for the transfer (in its `seq` load, and in
                         // the fence that follows a push).
-                        let ahead =
-                            &raw const self.slots[pos.wrapping_add(PREFETCH_AHEAD) & self.mask];
-                        crate::sync::prefetch_write(ahead);
-                        crate::sync::prefetch_write(ahead.cast::<u8>().wrapping_add(64));
+                        crate::sync::prefetch_write(
+                            &raw const self.slots[pos.wrapping_add(PREFETCH_AHEAD) & self.mask],
+                        );
                         return Ok(());
                     }
                     Err(current) => pos = current,

@@ -400,12 +400,7 @@ impl<T> Consumer<T> {
         crate::sync::prefetch_read(&raw const self.shared.producer.tail);
         // The slot's address, not an access through the cell (which loom would record as a
         // read racing the producer): a prefetch reads nothing.
-        let slot = (&raw const *self.shared.slot(self.head)).cast::<u8>();
-        crate::sync::prefetch_read(slot);
-        // A value that does not fit in one line spills into the next one.
-        if mem::size_of::<T>() > 64 {
-            crate::sync::prefetch_read(slot.wrapping_add(64));
-        }
+        crate::sync::prefetch_read(&raw const *self.shared.slot(self.head));
     }
 
     /// Hands every slot popped since the last release back to the producer.

@@ -45,17 +45,35 @@ mod imp {
         std::hint::spin_loop();
     }
 
-    /// Hint that the cache line holding `p` will be read soon (`prefetcht0` on x86_64, nothing
-    /// elsewhere). Not a memory access: it never faults, never races and reads no value, so it
-    /// may name memory another thread is writing.
+    /// The start of every 64-byte cache line that the `T` at `p` covers (at least one).
+    #[inline]
+    fn lines<T>(p: *const T) -> impl Iterator<Item = *const u8> {
+        let first = p.cast::<u8>();
+        // A type aligned to a line starts one: the count is then a constant (the hot callers).
+        let skip = if core::mem::align_of::<T>() >= 64 {
+            0
+        } else {
+            first.addr() % 64
+        };
+        let count = (skip + core::mem::size_of::<T>().max(1)).div_ceil(64);
+        (0..count).map(move |i| first.wrapping_sub(skip).wrapping_add(i * 64))
+    }
+
+    /// Hint that the `T` at `p` will be read soon: `prefetcht0` of every line it covers on
+    /// x86_64, nothing elsewhere. Not a memory access: it never faults, never races and reads
+    /// no value, so it may name memory another thread is writing.
     #[inline]
     pub(crate) fn prefetch_read<T>(p: *const T) {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `_mm_prefetch` is a cache hint with no architectural effect: it does not
-        // fault on any address and is not a read in the memory model.
-        unsafe {
-            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>())
-        };
+        for line in lines(p) {
+            // SAFETY: `_mm_prefetch` is a cache hint with no architectural effect: it does not
+            // fault on any address and is not a read in the memory model.
+            unsafe {
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                    line.cast::<i8>(),
+                )
+            };
+        }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = p;
     }
@@ -71,26 +89,58 @@ mod imp {
         })
     }
 
-    /// Hint that the cache line holding `p` will be written soon: `prefetchw` on x86_64 CPUs
-    /// that have it (fetches the line in exclusive state, so the write and a fence after it do
-    /// not wait for another core to give it up), nothing elsewhere. Not a memory access.
+    /// Hint that the `T` at `p` will be written soon: `prefetchw` of every line it covers on
+    /// x86_64 CPUs that have it (fetches the lines in exclusive state, so the writes and a
+    /// fence after them do not wait for another core to give them up), nothing elsewhere. Not
+    /// a memory access.
     #[inline]
     pub(crate) fn prefetch_write<T>(p: *const T) {
         #[cfg(target_arch = "x86_64")]
         if has_prefetchw() {
-            // SAFETY: `prefetchw` is a cache hint with no architectural effect: it does not
-            // fault on any address, writes nothing and is not an access in the memory model;
-            // it runs only where CPUID reports it (elsewhere its opcode may be undefined).
-            unsafe {
-                core::arch::asm!(
-                    "prefetchw [{0}]",
-                    in(reg) p,
-                    options(nostack, preserves_flags, readonly)
-                )
-            };
+            for line in lines(p) {
+                // SAFETY: `prefetchw` is a cache hint with no architectural effect: it does
+                // not fault on any address, writes nothing and is not an access in the memory
+                // model; it runs only where CPUID reports it (elsewhere its opcode may be
+                // undefined).
+                unsafe {
+                    core::arch::asm!(
+                        "prefetchw [{0}]",
+                        in(reg) line,
+                        options(nostack, preserves_flags, readonly)
+                    )
+                };
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = p;
+    }
+
+    #[cfg(test)]
+    mod prefetch_tests {
+        use super::lines;
+
+        #[test]
+        fn lines_cover_the_value_wherever_it_starts() {
+            #[repr(C, align(64))]
+            struct Buf([u8; 256]);
+            let buf = Buf([0; 256]);
+            let at = |off: usize| buf.0.as_ptr().wrapping_add(off);
+            let starts = |p: *const u8, n: usize| -> Vec<usize> {
+                lines(p.cast::<[u8; 96]>())
+                    .take(n + 1)
+                    .map(|l| l.addr() - at(0).addr())
+                    .collect()
+            };
+            assert_eq!(starts(at(0), 2), vec![0, 64], "96 bytes from a line start");
+            assert_eq!(starts(at(32), 2), vec![0, 64], "96 bytes from mid-line");
+            assert_eq!(
+                starts(at(48), 3),
+                vec![0, 64, 128],
+                "96 bytes over three lines"
+            );
+            let one: Vec<_> = lines(at(10).cast::<()>()).collect();
+            assert_eq!(one, vec![at(0)], "a zero-sized value still names its line");
+        }
     }
 
     /// A cell whose contents the owner mutates through raw pointers, with loom's API.
