@@ -66,8 +66,15 @@ pub fn fnv1a_64(bytes: &[u8]) -> u64 {
 }
 
 /// The member index key `key` maps to in a pool of `size` members:
-/// `⌊fnv1a_64(key.to_le_bytes()) × size / 2⁶⁴⌋`. The multiply-shift reduction uses the hash's
-/// high bits, which FNV-1a mixes best (its low bits depend only on the keys' low bits).
+/// `⌊mix64(fnv1a_64(key.to_le_bytes())) × size / 2⁶⁴⌋`, where `mix64` is the 64-bit finalizer
+/// of MurmurHash3 (`fmix64`: `h ^= h >> 33; h *= 0xff51afd7ed558ccd; h ^= h >> 33;
+/// h *= 0xc4ceb9fe1a85ec53; h ^= h >> 33`).
+///
+/// The multiply-shift reduction uses the high bits. FNV-1a alone does not mix the last bytes it
+/// reads into its high bits (the final multiply by its prime moves a byte up by at most 40
+/// bits), and the last byte of a little-endian key is its most significant: keys that differ
+/// only there (a table or tenant id in the top byte, a common layout) all went to one member.
+/// The finalizer makes every output bit depend on every input bit.
 ///
 /// # Panics
 ///
@@ -84,8 +91,19 @@ pub fn fnv1a_64(bytes: &[u8]) -> u64 {
 /// ```
 pub fn key_index(key: u64, size: usize) -> usize {
     assert!(size > 0, "a pool has at least one member");
-    let hash = fnv1a_64(&key.to_le_bytes());
+    let hash = fmix64(fnv1a_64(&key.to_le_bytes()));
     ((u128::from(hash) * size as u128) >> 64) as usize
+}
+
+/// MurmurHash3's 64-bit finalizer: a bijection whose every output bit depends on every input
+/// bit.
+fn fmix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    h
 }
 
 #[cfg(test)]
@@ -99,17 +117,44 @@ mod tests {
         assert_eq!(fnv1a_64(b"foobar"), 0x8594_4171_f739_67e8);
     }
 
-    #[test]
-    fn key_index_in_range_and_spread() {
-        for size in 1..=9 {
+    /// Spreads 9 000 keys `shape(0..9000)` over pools of 1 to 16 members, each member within
+    /// ±20 % of an even share.
+    fn assert_spread(what: &str, shape: impl Fn(u64) -> u64) {
+        for size in 1..=16 {
             let mut counts = vec![0usize; size];
-            for key in 0..9_000u64 {
-                counts[key_index(key, size)] += 1;
+            for i in 0..9_000u64 {
+                counts[key_index(shape(i), size)] += 1;
             }
             let even = 9_000 / size;
             for c in counts {
-                assert!(c > even * 8 / 10 && c < even * 12 / 10, "size {size}: {c}");
+                assert!(
+                    c > even * 8 / 10 && c < even * 12 / 10,
+                    "{what}, size {size}: {c} keys on one member, {even} would be even"
+                );
             }
         }
+    }
+
+    #[test]
+    fn key_index_in_range_and_spread() {
+        assert_spread("sequential keys", |i| i);
+        assert_spread("multiples of 4096", |i| i << 12);
+        assert_spread("keys differing in the upper half", |i| i << 32 | 7);
+        // The shape FNV-1a alone sent to one member: only the top byte (and the byte below it)
+        // varies.
+        assert_spread("keys differing in the top 16 bits", |i| {
+            (i % 256) << 56 | (i / 256) << 48 | 0x1234
+        });
+        assert_spread("byte keys", |i| fnv1a_64(format!("users/{i}").as_bytes()));
+    }
+
+    #[test]
+    fn keys_differing_only_in_the_top_byte_spread() {
+        // 256 distinct keys over 4 members: FNV-1a alone put all of them on one member.
+        let mut counts = [0usize; 4];
+        for top in 0..256u64 {
+            counts[key_index(top << 56 | 42, 4)] += 1;
+        }
+        assert!(counts.iter().all(|&c| (40..=88).contains(&c)), "{counts:?}");
     }
 }
