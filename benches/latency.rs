@@ -17,7 +17,7 @@
 //!   over `mpsc` + `oneshot` (busy: plus two load tasks running work items and calling
 //!   `tokio::task::consume_budget` after each, so they yield when tokio's cooperative budget of
 //!   128 is spent, the analogue of the shard's `batch_budget`). One extra row repeats the busy coreactor case with `batch_budget(8)` instead
-//!   of the default 64, to show how much of the busy latency is the load actor's turn length.
+//!   of the default 16, to show how much of the busy latency is the load actor's turn length.
 //!
 //! Prints a markdown table and writes `target/bench-results/latency.csv`. With the `CI`
 //! environment variable set it makes a smoke run (N = 2 000, 300 warm-up asks) and asserts only
@@ -312,7 +312,7 @@ fn per_sec(items: u64, d: Duration) -> u64 {
     (items as f64 / d.as_secs_f64()) as u64
 }
 
-/// `batch_budget`: `None` for the default (64), or a smaller budget to show its effect on the
+/// `batch_budget`: `None` for the default (16), or a smaller budget to show its effect on the
 /// busy latency.
 fn actor_ask_coreactor(
     bench: &'static str,
