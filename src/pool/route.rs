@@ -66,8 +66,8 @@ pub fn fnv1a_64(bytes: &[u8]) -> u64 {
 }
 
 /// The member index key `key` maps to in a pool of `size` members:
-/// `⌊mix64(fnv1a_64(key.to_le_bytes())) × size / 2⁶⁴⌋`, where `mix64` is the 64-bit finalizer
-/// of MurmurHash3 (`fmix64`: `h ^= h >> 33; h *= 0xff51afd7ed558ccd; h ^= h >> 33;
+/// `⌊fmix64(fnv1a_64(key.to_le_bytes())) × size / 2⁶⁴⌋`, where `fmix64` is MurmurHash3's
+/// 64-bit finalizer (`h ^= h >> 33; h *= 0xff51afd7ed558ccd; h ^= h >> 33;
 /// h *= 0xc4ceb9fe1a85ec53; h ^= h >> 33`).
 ///
 /// The multiply-shift reduction uses the high bits. FNV-1a alone does not mix the last bytes it
