@@ -690,7 +690,23 @@ impl<A: Actor> ActorCell<A> {
     }
 
     /// Applies a requested stop and polls the current phase until nothing changes.
+    #[inline(always)]
     fn settle(&self, shard: &ShardLocal) {
+        // The common case, a running actor after a turn that only handled messages: a change
+        // (`dirty`) matters only to the phases that poll their plugins, so with no stop
+        // pending there is nothing to settle.
+        if !matches!(self.state.get(), State::Initializing | State::ShuttingDown)
+            && !self.stop_pending()
+        {
+            self.dirty.set(false);
+            self.interrupt.set(false);
+            return;
+        }
+        self.settle_changes(shard);
+    }
+
+    /// `settle` when a stop is pending or a phase polls its plugins.
+    fn settle_changes(&self, shard: &ShardLocal) {
         loop {
             let stop = self.pending_stop.borrow_mut().take();
             if let Some(r) = stop {
@@ -734,7 +750,16 @@ impl<A: Actor> ActorCell<A> {
         }
     }
 
+    /// Handles the queued control messages (a check of an empty queue when there are none:
+    /// this runs twice per turn).
+    #[inline(always)]
     fn run_controls(&self, shard: &ShardLocal) {
+        if !self.control.borrow().is_empty() {
+            self.run_queued_controls(shard);
+        }
+    }
+
+    fn run_queued_controls(&self, shard: &ShardLocal) {
         loop {
             let c = self.control.borrow_mut().pop_front();
             let Some(c) = c else { break };
