@@ -662,47 +662,34 @@ impl ShardLocal {
             }
             any |= n > 0;
         }
-        let peer_bits = bits & PEER_MASK;
-        if peer_bits != 0 {
-            let count = self.peers.len();
-            for peer in 0..count {
-                if peer_bits & peer_bit(peer) == 0 {
-                    continue;
+        for peer in peers_named(bits, self.peers.len()) {
+            let mut consumer = self.inbound.borrow_mut()[peer].take();
+            if let Some(c) = consumer.as_mut() {
+                let max = c.capacity();
+                let n = c.drain(max, |env| self.accept(env));
+                any |= n > 0;
+                if n == max {
+                    self.shared.doorbell.ring(peer_bit(peer));
                 }
-                let mut consumer = self.inbound.borrow_mut()[peer].take();
-                if let Some(c) = consumer.as_mut() {
-                    let max = c.capacity();
-                    let n = c.drain(max, |env| self.accept(env));
-                    any |= n > 0;
-                    if n == max {
-                        self.shared.doorbell.ring(peer_bit(peer));
-                    }
-                    // The peer keeps an overflow for this ring: tell it that there is room
-                    // now (it may be spinning between polls, or parked).
-                    if n > 0
-                        && c.producer_waiting()
-                        && self.peers[peer].doorbell.ring(peer_bit(self.id))
-                    {
-                        self.shared.counters.bump_wakeups_sent();
-                    }
+                // The peer keeps an overflow for this ring: tell it that there is room
+                // now (it may be spinning between polls, or parked).
+                if n > 0
+                    && c.producer_waiting()
+                    && self.peers[peer].doorbell.ring(peer_bit(self.id))
+                {
+                    self.shared.counters.bump_wakeups_sent();
                 }
-                *self.inbound.borrow_mut()[peer] = consumer;
             }
+            *self.inbound.borrow_mut()[peer] = consumer;
         }
         any
     }
 
     /// Prefetches the next slot and the tail of every inbound ring named by doorbell `bits`.
     fn prefetch_inbound(&self, bits: u64) {
-        let peer_bits = bits & PEER_MASK;
-        if peer_bits == 0 {
-            return;
-        }
         let inbound = self.inbound.borrow();
-        for (peer, consumer) in inbound.iter().enumerate() {
-            if peer_bits & peer_bit(peer) != 0
-                && let Some(c) = consumer.as_ref()
-            {
+        for peer in peers_named(bits, inbound.len()) {
+            if let Some(c) = inbound[peer].as_ref() {
                 c.prefetch_next();
             }
         }
@@ -717,7 +704,14 @@ impl ShardLocal {
         }
     }
 
+    /// Delivers the envelopes this shard queued to itself. Runs twice per loop iteration, most
+    /// often on an empty queue: that case is one check, inlined.
+    #[inline(always)]
     fn drain_local(&self) -> bool {
+        !self.local_q.borrow().is_empty() && self.drain_local_queued()
+    }
+
+    fn drain_local_queued(&self) -> bool {
         let mut any = false;
         loop {
             let env = self.local_q.borrow_mut().pop_front();
@@ -841,7 +835,10 @@ impl ShardLocal {
         work |= self.run_ready();
         work |= self.drain_local();
         self.publish_stealable();
-        self.flush();
+        // Usually the turns published already (`end_turn`): skip the call then.
+        if !self.dirty.borrow().is_empty() {
+            self.flush();
+        }
         work
     }
 
@@ -1110,6 +1107,21 @@ impl ShardLocal {
 /// The doorbell bits that name peer rings (all but `INJECT` and `SLEEPING`).
 const PEER_MASK: u64 = (1u64 << PEER_BITS) - 1;
 
+/// The peers (of `count`) whose rings doorbell `bits` names: for each set peer bit, in
+/// ascending order, the peers of that group (`peer % PEER_BITS`). O(set bits + named peers),
+/// not O(peers): a shard of a large runtime drains only the rings that rang.
+fn peers_named(bits: u64, count: usize) -> impl Iterator<Item = usize> {
+    let mut groups = bits & PEER_MASK;
+    std::iter::from_fn(move || {
+        (groups != 0).then(|| {
+            let group = groups.trailing_zeros() as usize;
+            groups &= groups - 1;
+            group
+        })
+    })
+    .flat_map(move |group| (group..count).step_by(PEER_BITS as usize))
+}
+
 fn all_peer_bits(peers: usize) -> u64 {
     (0..peers.min(PEER_BITS as usize)).fold(INJECT, |acc, p| acc | peer_bit(p))
 }
@@ -1125,5 +1137,26 @@ impl Drop for ShardLocal {
             }
             c.release();
         }
+    }
+}
+
+#[cfg(all(test, not(coreactor_loom)))]
+mod tests {
+    use super::{INJECT, PEER_BITS, peer_bit, peers_named};
+
+    #[test]
+    fn peers_named_lists_the_peers_of_each_set_group() {
+        let named = |bits, count| peers_named(bits, count).collect::<Vec<_>>();
+        assert_eq!(named(0, 8), Vec::<usize>::new());
+        assert_eq!(named(INJECT, 8), Vec::<usize>::new(), "not a peer bit");
+        assert_eq!(named(peer_bit(1) | peer_bit(3) | INJECT, 8), [1, 3]);
+        // More peers than bits: a group names every peer `group + k * PEER_BITS`.
+        let g = PEER_BITS as usize;
+        assert_eq!(
+            named(peer_bit(1) | peer_bit(3), 2 * g + 2),
+            [1, 1 + g, 1 + 2 * g, 3, 3 + g]
+        );
+        // A group beyond the peer count names nobody.
+        assert_eq!(named(peer_bit(5), 4), Vec::<usize>::new());
     }
 }
