@@ -586,32 +586,22 @@ impl ShardLocal {
     /// Lanes whose overflow buffer is still not empty stay on the dirty list. No allocation:
     /// the list is edited in place. True if anything was published.
     fn flush(&self) -> bool {
+        // Both lists borrowed once: nothing below reaches them again (`ring_peer` touches only
+        // the peer's doorbell and this shard's counters).
+        let mut dirty = self.dirty.borrow_mut();
+        let mut out = self.out.borrow_mut();
         let mut any = false;
         let mut i = 0;
-        loop {
-            let target = {
-                let dirty = self.dirty.borrow();
-                match dirty.get(i) {
-                    Some(&t) => t,
-                    None => break,
-                }
+        while let Some(&target) = dirty.get(i) {
+            let Some(lane) = out[target].as_mut() else {
+                dirty.swap_remove(i);
+                continue;
             };
-            let (published, clean) = {
-                let mut out = self.out.borrow_mut();
-                let Some(lane) = out[target].as_mut() else {
-                    self.dirty.borrow_mut().swap_remove(i);
-                    continue;
-                };
-                let published = lane.refill();
-                let clean = lane.overflow.is_empty();
-                if clean {
-                    lane.dirty = false;
-                    lane.producer.set_waiting(false);
-                }
-                (published, clean)
-            };
-            if clean {
-                self.dirty.borrow_mut().swap_remove(i);
+            let published = lane.refill();
+            if lane.overflow.is_empty() {
+                lane.dirty = false;
+                lane.producer.set_waiting(false);
+                dirty.swap_remove(i);
             } else {
                 i += 1;
             }
