@@ -351,9 +351,7 @@ impl ShardLocal {
     /// handled no user message and so never reach this.)
     #[inline]
     pub(crate) fn end_turn(&self) -> u64 {
-        if !self.dirty.borrow().is_empty() {
-            self.flush();
-        }
+        self.flush();
         let start = self.now.get();
         let now = self.refresh_clock();
         self.clock_fresh.set(true);
@@ -585,7 +583,15 @@ impl ShardLocal {
     /// Publishes every ring written since the last flush and rings each peer's doorbell once.
     /// Lanes whose overflow buffer is still not empty stay on the dirty list. No allocation:
     /// the list is edited in place. True if anything was published.
+    ///
+    /// Called after every turn and every loop iteration, usually with nothing written since
+    /// the last call: that case is one inlined check.
+    #[inline(always)]
     fn flush(&self) -> bool {
+        !self.dirty.borrow().is_empty() && self.flush_dirty()
+    }
+
+    fn flush_dirty(&self) -> bool {
         // Both lists borrowed once: nothing below reaches them again (`ring_peer` touches only
         // the peer's doorbell and this shard's counters).
         let mut dirty = self.dirty.borrow_mut();
@@ -729,9 +735,7 @@ impl ShardLocal {
             // Publish what the turn sent to other shards now rather than after every ready actor
             // ran: a request (or reply) leaves one turn earlier, which is what bounds the latency
             // of an ask between busy shards. Still one publication per ring per turn.
-            if !self.dirty.borrow().is_empty() {
-                self.flush();
-            }
+            self.flush();
             // Take in what arrived during the turn (a reply, a request) before the next turn,
             // so it is queued behind at most the actors already waiting, not behind another
             // full round of them: with a busy actor on the shard this halves an ask's wait.
@@ -825,10 +829,7 @@ impl ShardLocal {
         work |= self.run_ready();
         work |= self.drain_local();
         self.publish_stealable();
-        // Usually the turns published already (`end_turn`): skip the call then.
-        if !self.dirty.borrow().is_empty() {
-            self.flush();
-        }
+        self.flush();
         work
     }
 
