@@ -14,6 +14,10 @@
 //! queue), one item each; (c) model (a) against the deliberately broken `prepare_park`, which
 //! must fail; (d) like (a), but the consumer's first park ends by "timeout" without a wake-up.
 //! (a), (b) and (d) also check that no more wake-ups are paid than the consumer parked.
+//! (e) a *polled* source, the real ring between shards: its producer rings only a sleeping
+//! consumer (`ring_if_sleeping`), and the consumer polls the ring, announces, polls again and
+//! only then blocks; (f) model (e) against the producer without its fence
+//! (`--cfg coreactor_loom_bug="polled"`), which must fail.
 //!
 //! Run (each model takes well under a second in release mode with 2 preemptions, and at most
 //! a few seconds exhaustively, without `LOOM_MAX_PREEMPTIONS`):
@@ -26,7 +30,8 @@
 //! ```
 //!
 //! The second command builds the deliberately broken `prepare_park` (check, then announce);
-//! only model (c) runs then, and it passes only if loom finds the lost wake-up.
+//! only model (c) runs then, and it passes only if loom finds the lost wake-up. With
+//! `coreactor_loom_bug="polled"` instead, only model (f) runs, and likewise.
 
 // `std::sync::Arc`, not loom's, only shares the models' state: a loom `Arc` dropped while the
 // deadlock panic unwinds panics again (loom issue #291) and aborts the `should_panic` model (c).
@@ -35,7 +40,7 @@ use std::sync::Arc;
 
 #[cfg(not(coreactor_loom_bug = "doorbell"))]
 use coreactor::__loom::INJECT;
-use coreactor::__loom::{Doorbell, LoomWake, SLEEPING, peer_bit};
+use coreactor::__loom::{Consumer, Doorbell, LoomWake, SLEEPING, peer_bit, ring};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
@@ -186,4 +191,79 @@ fn park_ended_by_timeout() {
 #[should_panic(expected = "deadlock")]
 fn lost_wakeup_bug_is_caught() {
     loom::model(one_producer_two_items);
+}
+
+/// A shard's ring towards a consumer that polls it: the producer publishes `items` values one
+/// by one and rings only if the consumer sleeps; the consumer drains by polling, and before it
+/// blocks announces SLEEPING and polls once more, as `ShardLocal::park` does. The model ends
+/// only if no wake-up is lost. Asserts that the values arrive in order and that no more
+/// wake-ups are paid than the consumer announced sleep: a producer that sees SLEEPING between
+/// the announcement and the second poll pays one although the consumer then does not block.
+fn polled_ring(items: usize) {
+    let bell = Arc::new(Doorbell::new(LoomWake::new()));
+    let (mut tx, mut rx) = ring::<usize>(2);
+    let producer = {
+        let bell = Arc::clone(&bell);
+        thread::spawn(move || {
+            let mut woke = 0;
+            for i in 0..items {
+                tx.try_push(i).expect("the ring holds every item");
+                assert!(tx.publish());
+                woke += usize::from(bell.ring_if_sleeping(peer_bit(1)));
+            }
+            woke
+        })
+    };
+    let announced = consume_polled(&bell, &mut rx, items);
+    let woke = producer.join().expect("producer panicked");
+    assert!(
+        woke <= announced,
+        "{woke} wake-ups for {announced} announcements"
+    );
+}
+
+/// The consumer side of [`polled_ring`]; returns how many times it announced sleep.
+fn consume_polled(bell: &Doorbell<LoomWake>, rx: &mut Consumer<usize>, want: usize) -> usize {
+    let mut next = 0;
+    let mut announced = 0;
+    while next < want {
+        // Poll the ring, as every loop iteration does.
+        while let Some(v) = rx.pop() {
+            assert_eq!(v, next, "values arrive in order");
+            next += 1;
+        }
+        rx.release();
+        // The bits of a sleeping period's rings are taken as usual; they name nothing new.
+        if bell.take() != 0 || next == want {
+            continue;
+        }
+        if bell.prepare_park() {
+            announced += 1;
+            // The second poll, after the announcement's fence.
+            if !rx.is_empty() {
+                bell.finish_park();
+                continue;
+            }
+            bell.waker().wait();
+            bell.finish_park();
+        }
+    }
+    announced
+}
+
+/// (e) A polled ring: no wake-up is lost although an awake consumer is never rung.
+#[test]
+#[cfg(not(any(coreactor_loom_bug = "doorbell", coreactor_loom_bug = "polled")))]
+fn polled_ring_loses_no_wakeup() {
+    loom::model(|| polled_ring(2));
+}
+
+/// (f) Model (e) with the producer's fence dropped: loom must find the run where the producer
+/// reads the word from before SLEEPING and the consumer's poll misses the publication, so the
+/// consumer sleeps over a published value.
+#[test]
+#[cfg(coreactor_loom_bug = "polled")]
+#[should_panic(expected = "deadlock")]
+fn polled_ring_without_fence_is_caught() {
+    loom::model(|| polled_ring(1));
 }

@@ -47,6 +47,7 @@
     any(
         coreactor_loom_bug = "ring",
         coreactor_loom_bug = "doorbell",
+        coreactor_loom_bug = "polled",
         coreactor_loom_bug = "inject"
     ),
     allow(dead_code)
@@ -294,6 +295,7 @@ fn execution(counts: [u32; 3]) -> Result<(bool, bool), String> {
 #[cfg(not(any(
     coreactor_loom_bug = "ring",
     coreactor_loom_bug = "doorbell",
+    coreactor_loom_bug = "polled",
     coreactor_loom_bug = "inject",
     coreactor_loom_bug = "migrate"
 )))]

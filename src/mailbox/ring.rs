@@ -12,11 +12,20 @@
 //!  ┌───────────────────┐  ┌────────────────────────────────┐  ┌───────────────────┐
 //!  │ tail              │  │ CachePadded { head, alive }    │  │ head              │
 //!  │ published         │  │   written by the consumer only │  │ released          │
-//!  │ head_cache        │  │ CachePadded { tail }           │  │ tail_cache        │
-//!  └───────────────────┘  │   written by the producer only │  └───────────────────┘
-//!                         │ slots: [UnsafeCell<MaybeUninit<T>>; capacity], mask  │
+//!  │ head_cache        │  │ CachePadded { tail }           │  └───────────────────┘
+//!  └───────────────────┘  │   written by the producer only │
+//!                         │ CachePadded { waiting }        │
+//!                         │   producer-written, rarely     │
+//!                         │ slots: [Slot { stamp, value }; capacity], mask      │
 //!                         └────────────────────────────────┘
 //! ```
+//!
+//! Each slot carries a *stamp* beside its value: `p + 1` (wrapping) once position `p` of that
+//! slot is published. The consumer learns that position `head` holds a value from the stamp
+//! in the slot's own cache line, so a message costs its receiver one line transfer where a
+//! shared tail would cost two that follow each other (the tail, then the slot): about 280
+//! against 450–490 ns per round trip of a two-thread model of the protocol on the 2-vCPU test
+//! machine (see `docs/benchmarks.md`, session 7).
 //!
 //! Indices are positions in an unbounded sequence, stored as `usize` and compared with wrapping
 //! arithmetic; position `p` lives in slot `p & mask`. Because the capacity is a power of two it
@@ -29,30 +38,40 @@
 //! 1. [`Producer::try_push`] writes the value into the slot of its private `tail` and advances
 //!    `tail`. It does not publish. It checks for space against `head_cache`, a past value of the
 //!    shared head, and reloads the shared head (Acquire) only when the cache says the ring is full.
-//! 2. [`Producer::publish`] stores the private `tail` into the shared tail with one Release store,
-//!    making every slot written since the previous publication visible at once. A batch of pushes
-//!    therefore costs one cache-line transfer, not one per message.
-//! 3. [`Consumer::pop`] moves the value out of the slot of its private `head` and advances `head`.
-//!    It checks for items against `tail_cache`, a past value of the shared tail, and reloads the
-//!    shared tail (Acquire) only when the cache is exhausted. It does not publish its head.
+//! 2. [`Producer::publish`] stamps every slot written since the previous publication (one
+//!    Release store each, into lines the producer has just written, so they cost no transfer),
+//!    then stores the private `tail` into the shared tail (for [`Consumer::len_hint`] and the
+//!    final clean-up). Nothing pushed is visible before its publication, which happens once
+//!    per batch (a sender's turn); the consumer may take the first values of a batch while the
+//!    later ones are still being stamped.
+//! 3. [`Consumer::pop`] loads the stamp of the slot at its private `head` (Acquire); if it reads
+//!    `head + 1`, it moves the value out and advances `head`. It does not publish its head. The
+//!    stamp cannot be stale in the other direction: position `head + capacity` (the next stamp
+//!    that slot will carry) is not written before the consumer releases `head`.
 //! 4. [`Consumer::release`] stores the private `head` into the shared head with one Release
 //!    store, handing every slot popped since the previous release back to the producer.
 //!
 //! # Invariants
 //!
-//! Writing `H` for the shared head, `h` for the consumer's private head, `Tp` for the shared
-//! (published) tail and `t` for the producer's private tail, with distances taken modulo
-//! `2^usize::BITS`, the positions always satisfy `H <= h <= Tp <= t <= H + capacity`, and:
+//! Writing `H` for the shared head, `h` for the consumer's private head, `Tp` for the published
+//! tail (the producer's `published`; the shared tail holds it once `publish` returns) and `t`
+//! for the producer's private tail, with distances taken modulo `2^usize::BITS`, the positions
+//! always satisfy `H <= h <= Tp <= t <= H + capacity`, and:
 //!
-//! - `[h, Tp)`: initialised, published, owned by the consumer (it may read them after its Acquire
-//!   load of the tail that covers them);
+//! - `[h, Tp)`: initialised, published, owned by the consumer (it may read each after its
+//!   Acquire load of the slot's stamp reads the position's own stamp);
 //! - `[Tp, t)`: initialised, not yet published, owned by the producer;
 //! - `[t, H + capacity)`: uninitialised, owned by the producer (free space it may write);
 //! - `[H, h)`: already moved out, uninitialised, still owned by the consumer until it releases.
 //!
-//! `head_cache <= H` and `tail_cache <= Tp` hold because each cache is a value its index had
-//! earlier and indices only grow; so a stale cache can only under-report space or items, never
-//! hand out a slot the other side still owns.
+//! A slot's stamp is `p + 1` for the last position `p` of that slot that was published, or, before
+//! the slot's first publication, `p - capacity + 1` for its first position `p` (as if published
+//! one lap earlier). A stamp equal to `head + 1` therefore means exactly "position `head` is
+//! published": a stamp of the lap before differs by `capacity`, and the lap after cannot be
+//! written yet.
+//!
+//! `head_cache <= H` holds because it is a value the head had earlier and indices only grow; so a
+//! stale cache can only under-report space, never hand out a slot the consumer still owns.
 //!
 //! # Drop
 //!
@@ -73,9 +92,9 @@
 //!
 //! # Deliberate bug for the loom models
 //!
-//! Under `--cfg coreactor_loom_bug="ring"`, [`Producer::publish`] stores the tail with
-//! `Relaxed` instead of `Release`. The consumer can then observe the new tail without the slot
-//! writes it covers happening before its reads; the loom model `publish_relaxed_is_caught` in
+//! Under `--cfg coreactor_loom_bug="ring"`, [`Producer::publish`] stores the stamps with
+//! `Relaxed` instead of `Release`. The consumer can then observe a stamp without the slot
+//! write it announces happening before its read; the loom model `publish_relaxed_is_caught` in
 //! `loom-tests/ring.rs` must report that as a causality violation on the slot's `UnsafeCell`.
 
 use core::fmt;
@@ -87,7 +106,7 @@ use crossbeam_utils::CachePadded;
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::{Arc, UnsafeCell};
 
-/// Ordering of the tail store in [`Producer::publish`]: `Release`, or `Relaxed` under the
+/// Ordering of the stamp stores in [`Producer::publish`]: `Release`, or `Relaxed` under the
 /// deliberate loom bug (see the module docs).
 const PUBLISH_ORDERING: Ordering = if cfg!(coreactor_loom_bug = "ring") {
     Ordering::Relaxed
@@ -113,7 +132,15 @@ fn ring_starting_at<T>(capacity: usize, start: usize) -> (Producer<T>, Consumer<
         "ring capacity must be a power of two >= 2, got {capacity}"
     );
     let slots = (0..capacity)
-        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+        .map(|index| {
+            // The slot's first position at or after `start`, stamped as if published one lap
+            // earlier (module invariants).
+            let first = start.wrapping_add(index.wrapping_sub(start) & (capacity - 1));
+            Slot {
+                stamp: AtomicUsize::new(first.wrapping_sub(capacity).wrapping_add(1)),
+                value: UnsafeCell::new(MaybeUninit::uninit()),
+            }
+        })
         .collect();
     let shared = Arc::new(Shared {
         consumer: CachePadded::new(ConsumerShared {
@@ -122,8 +149,8 @@ fn ring_starting_at<T>(capacity: usize, start: usize) -> (Producer<T>, Consumer<
         }),
         producer: CachePadded::new(ProducerShared {
             tail: AtomicUsize::new(start),
-            waiting: AtomicBool::new(false),
         }),
+        waiting: CachePadded::new(AtomicBool::new(false)),
         slots,
         mask: capacity - 1,
     });
@@ -139,7 +166,6 @@ fn ring_starting_at<T>(capacity: usize, start: usize) -> (Producer<T>, Consumer<
         shared,
         head: start,
         released: start,
-        tail_cache: start,
         _not_sync: PhantomData,
     };
     (producer, consumer)
@@ -153,14 +179,21 @@ struct ConsumerShared {
     alive: AtomicBool,
 }
 
-/// Fields only the producer writes; the consumer reads them.
+/// Fields only the producer writes.
 struct ProducerShared {
-    /// Published tail: every position below it (and at or above the head) holds a value.
+    /// Published tail: every position below it (and at or above the head) holds a value. Read
+    /// only by [`Consumer::len_hint`] and the final clean-up; the consumer's hot path reads
+    /// stamps, so this line stays with the producer.
     tail: AtomicUsize,
-    /// The producer holds values back for want of space (see [`Producer::set_waiting`]): a
-    /// hint on the line the consumer reads anyway, so that it can tell the producer when it
-    /// frees space.
-    waiting: AtomicBool,
+}
+
+/// One position of the ring: a value and the stamp that publishes it.
+struct Slot<T> {
+    /// `p + 1` once position `p` is published here (module invariants). Written by the
+    /// producer's `publish`, read by the consumer.
+    stamp: AtomicUsize,
+    /// The value; initialised or not as the module invariants say.
+    value: UnsafeCell<MaybeUninit<T>>,
 }
 
 /// The part both endpoints reach through an `Arc`.
@@ -169,8 +202,12 @@ struct Shared<T> {
     consumer: CachePadded<ConsumerShared>,
     /// Producer-written line.
     producer: CachePadded<ProducerShared>,
+    /// The producer holds values back for want of space (see [`Producer::set_waiting`]): a
+    /// hint the consumer reads after every drain, on a line of its own that changes only when
+    /// the hint does, so reading it costs no transfer.
+    waiting: CachePadded<AtomicBool>,
     /// `capacity` slots; which are initialised is given by the invariants in the module docs.
-    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    slots: Box<[Slot<T>]>,
     /// `capacity - 1`.
     mask: usize,
 }
@@ -178,7 +215,7 @@ struct Shared<T> {
 impl<T> Shared<T> {
     /// The slot that holds position `pos`.
     #[inline]
-    fn slot(&self, pos: usize) -> &UnsafeCell<MaybeUninit<T>> {
+    fn slot(&self, pos: usize) -> &Slot<T> {
         &self.slots[pos & self.mask]
     }
 }
@@ -196,7 +233,7 @@ impl<T> Drop for Shared<T> {
         }
         let mut pos = head;
         while pos != tail {
-            self.slot(pos).with_mut(|slot| {
+            self.slot(pos).value.with_mut(|slot| {
                 // SAFETY: `[head, tail)` is exactly the set of positions written and not moved
                 // out (module invariants with both endpoints gone: `h == H`, `t == Tp`), and
                 // this `&mut self` drop is the only access left, so the slot is initialised and
@@ -253,7 +290,7 @@ impl<T> Producer<T> {
                 return Err(value);
             }
         }
-        self.shared.slot(self.tail).with_mut(|slot| {
+        self.shared.slot(self.tail).value.with_mut(|slot| {
             // SAFETY: `tail - head_cache < capacity` and `head_cache <= H`, so position `tail`
             // is in `[t, H + capacity)`: free space owned by the producer. The consumer's last
             // read of this slot (if any) happens before the Acquire load that produced
@@ -267,17 +304,29 @@ impl<T> Producer<T> {
 
     /// Makes every value pushed since the last publication visible to the consumer.
     ///
-    /// Does one store to the shared tail if there are unpublished values and nothing otherwise.
-    /// Returns `true` iff it published something.
+    /// Stamps each unpublished slot and stores the shared tail once if there are unpublished
+    /// values, and does nothing otherwise. Returns `true` iff it published something.
     #[inline]
     pub fn publish(&mut self) -> bool {
         if self.tail == self.published {
             return false;
         }
-        // Release: pairs with the Acquire load of the tail in `Consumer::pop` / `is_empty`, so
-        // the slot writes of `try_push` happen before the consumer reads them. (`Relaxed` under
-        // the deliberate loom bug, see the module docs.)
-        self.shared.producer.tail.store(self.tail, PUBLISH_ORDERING);
+        let mut pos = self.published;
+        while pos != self.tail {
+            pos = pos.wrapping_add(1);
+            // Release: pairs with the Acquire load of the stamp in `Consumer::pop` (and
+            // `is_ready`), so the slot's write in `try_push` happens before the consumer reads
+            // it. (`Relaxed` under the deliberate loom bug, see the module docs.)
+            self.shared
+                .slot(pos.wrapping_sub(1))
+                .stamp
+                .store(pos, PUBLISH_ORDERING);
+        }
+        // Release: `Shared::drop` and `len_hint` read it; no slot is read on its strength.
+        self.shared
+            .producer
+            .tail
+            .store(self.tail, Ordering::Release);
         self.published = self.tail;
         true
     }
@@ -308,10 +357,7 @@ impl<T> Producer<T> {
         if self.waiting != waiting {
             self.waiting = waiting;
             // Relaxed: a hint (see above).
-            self.shared
-                .producer
-                .waiting
-                .store(waiting, Ordering::Relaxed);
+            self.shared.waiting.store(waiting, Ordering::Relaxed);
         }
     }
 
@@ -358,8 +404,6 @@ pub struct Consumer<T> {
     head: usize,
     /// Last head value stored into the shared head.
     released: usize,
-    /// A past value of the shared tail; never ahead of it.
-    tail_cache: usize,
     /// Makes the endpoint `!Sync` by construction.
     _not_sync: PhantomData<core::cell::Cell<()>>,
 }
@@ -373,34 +417,33 @@ unsafe impl<T: Send> Send for Consumer<T> {}
 impl<T> Consumer<T> {
     /// Takes the oldest published value, or returns `None` if there is none.
     ///
-    /// Reads from the cached tail and reloads the shared tail only when the cache is exhausted.
-    /// The slot is not handed back to the producer until [`release`](Self::release).
+    /// Reads the stamp of the slot at the head, in the line the value is read from. The slot is
+    /// not handed back to the producer until [`release`](Self::release).
     #[inline]
     pub fn pop(&mut self) -> Option<T> {
-        if self.head == self.tail_cache && !self.reload_tail() {
+        if !self.is_ready() {
             return None;
         }
-        let value = self.shared.slot(self.head).with(|slot| {
-            // SAFETY: `head < tail_cache <= Tp`, so position `head` is in `[h, Tp)`: initialised
-            // and published, and the Acquire load that produced `tail_cache` makes its write
-            // happen before this read. The producer will not write it again before we release
-            // it, and `head` is advanced right after, so the value is moved out only once.
+        let value = self.shared.slot(self.head).value.with(|slot| {
+            // SAFETY: the slot's stamp read `head + 1`, so position `head` is in `[h, Tp)`:
+            // initialised and published (module invariants), and that Acquire load read the
+            // Release store of `publish` that follows the write, so the write happens before
+            // this read. The producer will not write the slot again before we release it, and
+            // `head` is advanced right after, so the value is moved out only once.
             unsafe { slot.read().assume_init() }
         });
         self.head = self.head.wrapping_add(1);
         Some(value)
     }
 
-    /// Starts fetching, without waiting, the cache lines the next [`pop`](Self::pop) is likely
-    /// to miss on: the producer's tail and the slot at the head. A consumer that learns of new
-    /// messages from elsewhere (the doorbell) calls this first, so the two misses overlap the
-    /// work it does before popping instead of following each other.
+    /// True if the slot at the head holds a published value: what [`pop`](Self::pop) checks
+    /// first, without popping. One load, from the line the value is read from; a consumer that
+    /// polls its rings while idle calls this.
     #[inline]
-    pub fn prefetch_next(&self) {
-        crate::sync::prefetch_read(&raw const self.shared.producer.tail);
-        // The slot's address, not an access through the cell (which loom would record as a
-        // read racing the producer): a prefetch reads nothing.
-        crate::sync::prefetch_read(&raw const *self.shared.slot(self.head));
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        // Acquire: pairs with the Release stamp store in `Producer::publish` (see `pop`).
+        self.shared.slot(self.head).stamp.load(Ordering::Acquire) == self.head.wrapping_add(1)
     }
 
     /// Hands every slot popped since the last release back to the producer.
@@ -420,13 +463,12 @@ impl<T> Consumer<T> {
     }
 
     /// True if the producer said it holds values back for want of space
-    /// ([`Producer::set_waiting`]). A hint read from the line of the tail, which the consumer
-    /// reads anyway.
+    /// ([`Producer::set_waiting`]). A hint, on a line that changes only when it does.
     #[inline]
     #[must_use]
     pub fn producer_waiting(&self) -> bool {
         // Relaxed: a hint; no memory is reached through it.
-        self.shared.producer.waiting.load(Ordering::Relaxed)
+        self.shared.waiting.load(Ordering::Relaxed)
     }
 
     /// Pops up to `max` values into `f`, then releases once. Returns how many were popped.
@@ -445,14 +487,12 @@ impl<T> Consumer<T> {
         count
     }
 
-    /// Returns `true` if no published value is visible.
-    ///
-    /// When the cached tail shows nothing left, reloads the shared tail (Acquire) before
-    /// answering, so a value published before this call is seen.
+    /// Returns `true` if no published value is visible: a value published before this call is
+    /// seen.
     #[inline]
     #[cfg_attr(not(test), allow(dead_code))] // used by tests and the loom models
     pub fn is_empty(&mut self) -> bool {
-        self.head == self.tail_cache && !self.reload_tail()
+        !self.is_ready()
     }
 
     /// Number of published values not yet popped, as of a relaxed read of the shared tail.
@@ -469,19 +509,12 @@ impl<T> Consumer<T> {
     #[must_use]
     #[cfg_attr(not(test), allow(dead_code))] // used by tests and the loom models
     pub fn len_hint(&self) -> usize {
-        // Relaxed: only a count; no slot is read on the strength of this load. Coherence keeps
-        // it no older than the tail we acquired earlier, so it is never behind `head`.
+        // Relaxed: only a count; no slot is read on the strength of this load. The tail can lag
+        // the stamps the consumer already popped by (stamps are stored before it), so the count
+        // saturates at zero rather than wrapping.
         let tail = self.shared.producer.tail.load(Ordering::Relaxed);
-        tail.wrapping_sub(self.head)
-    }
-
-    /// Reloads the shared tail into the cache; returns `true` if it shows new values.
-    #[inline]
-    fn reload_tail(&mut self) -> bool {
-        // Acquire: pairs with the Release store of the tail in `Producer::publish`, so the slot
-        // writes it covers happen before our reads of them.
-        self.tail_cache = self.shared.producer.tail.load(Ordering::Acquire);
-        self.head != self.tail_cache
+        let behind = tail.wrapping_sub(self.head);
+        if behind > self.capacity() { 0 } else { behind }
     }
 }
 
@@ -500,7 +533,6 @@ impl<T> fmt::Debug for Consumer<T> {
             .field("capacity", &(self.shared.mask + 1))
             .field("head", &self.head)
             .field("released", &self.released)
-            .field("tail_cache", &self.tail_cache)
             .finish_non_exhaustive()
     }
 }
@@ -869,7 +901,12 @@ mod tests {
         assert_eq!(group, mem::size_of::<CachePadded<ProducerShared>>());
         assert!(group >= LINE);
         assert!(consumer.abs_diff(producer) >= group, "groups overlap");
+        // The rarely written hint has a line of its own too.
+        let waiting = mem::offset_of!(Shared<u64>, waiting);
+        assert_eq!(waiting % LINE, 0);
+        assert!(mem::size_of::<CachePadded<AtomicBool>>() >= LINE);
         for other in [
+            waiting,
             mem::offset_of!(Shared<u64>, slots),
             mem::offset_of!(Shared<u64>, mask),
         ] {

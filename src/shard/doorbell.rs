@@ -103,7 +103,35 @@
 //!
 //! The loom models in `loom-tests/doorbell.rs` check all of this on the real code.
 //!
-//! # Deliberate bug (`--cfg coreactor_loom_bug="doorbell"`)
+//! # Polled sources
+//!
+//! The rings between shards do not need the work bits while their consumer is awake: it polls
+//! the head slot of every inbound ring at each loop iteration and while it spins (a published
+//! message's stamp sits in the line the message is read from, see `mailbox::ring`). Their
+//! producers therefore ring only a sleeping consumer, with
+//! [`ring_if_sleeping`](Doorbell::ring_if_sleeping): publish, `fence(SeqCst)`, load the word,
+//! and ring only if SLEEPING is set. The consumer, after a successful `prepare_park` (whose
+//! CAS is followed by a `fence(SeqCst)`), polls every polled source once more and does not
+//! block if one has work.
+//!
+//! That is the store-buffering pattern with a fence on each side (producer: publish, fence,
+//! load the word; consumer: announce SLEEPING, fence, poll): the two fences are totally
+//! ordered, so either the producer's load sees SLEEPING (and it rings, which wakes the consumer
+//! as above), or the consumer's poll sees the publication (and it does not block). A
+//! consumer's poll must therefore cover every polled source, and the producer's fence must
+//! follow the publication (`loom-tests/doorbell.rs`, model (e), with the real ring).
+//!
+//! What this saves, per message between two awake shards: the producer's `fetch_or`, which
+//! waited for the word's line held by the consumer, and the consumer's `take`, which waited
+//! for it to come back. The fence that replaces them waits only for the producer's own stores,
+//! which hit its cache.
+//!
+//! # Deliberate bugs
+//!
+//! `--cfg coreactor_loom_bug="polled"` drops the fence of `ring_if_sleeping`; model (f) in
+//! `loom-tests/doorbell.rs` must then find the consumer asleep over a published message.
+//!
+//! `--cfg coreactor_loom_bug="doorbell"`:
 //!
 //! Built with that cfg, `prepare_park` checks, then announces: it `load`s the work bits and, if
 //! there are none, `store`s `SLEEPING`. A producer whose `fetch_or` lands between the load and
@@ -116,7 +144,7 @@ use core::fmt;
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicU64, Ordering, fence};
 
 /// Bit 63: the consumer announced that it is parking (or about to park) and must be woken.
 pub const SLEEPING: u64 = 1 << 63;
@@ -206,6 +234,27 @@ impl<W: Wake> Doorbell<W> {
         true
     }
 
+    /// Producer of a *polled* source (see "Polled sources" in the module docs): after
+    /// publishing, rings `bits` only if the consumer announced that it sleeps. Costs a fence
+    /// and a load of a line that stays in the producer's cache while the consumer is awake,
+    /// instead of a read-modify-write that pulls the line over and makes the consumer pull it
+    /// back to `take`.
+    ///
+    /// Returns `true` iff this call woke the consumer.
+    #[inline]
+    pub fn ring_if_sleeping(&self, bits: u64) -> bool {
+        // Pairs with the fence in `prepare_park` (store buffering): either this load sees
+        // SLEEPING, or the consumer's poll after its fence sees what was published before this
+        // fence.
+        #[cfg(not(coreactor_loom_bug = "polled"))]
+        fence(Ordering::SeqCst);
+        // Relaxed: the fences order it; it reaches no memory (the source itself publishes).
+        if self.word.load(Ordering::Relaxed) & SLEEPING == 0 {
+            return false;
+        }
+        self.ring(bits)
+    }
+
     /// Consumer: atomically clears and returns all work bits. Never touches [`SLEEPING`].
     ///
     /// Call it before draining the rings it names (see the module docs).
@@ -228,9 +277,10 @@ impl<W: Wake> Doorbell<W> {
     /// Consumer: announces that it is about to park.
     ///
     /// Returns `true` if the consumer may park: from now on the first producer to ring will wake
-    /// it. Returns `false` if work bits are set; nothing is announced then (no producer pays a
-    /// wake-up for it) and the consumer must not park but [`take`](Self::take) and drain
-    /// instead.
+    /// it. The consumer must then still poll its polled sources (module docs) and, if one has
+    /// work, [`finish_park`](Self::finish_park) instead of blocking. Returns `false` if work
+    /// bits are set; nothing is announced then (no producer pays a wake-up for it) and the
+    /// consumer must not park but [`take`](Self::take) and drain instead.
     #[must_use = "parking after a `false` loses the pending work until the next ring"]
     #[cfg(not(coreactor_loom_bug = "doorbell"))]
     pub fn prepare_park(&self) -> bool {
@@ -245,7 +295,12 @@ impl<W: Wake> Doorbell<W> {
             .word
             .compare_exchange(0, SLEEPING, Ordering::Relaxed, Ordering::Relaxed)
         {
-            Ok(_) => true,
+            Ok(_) => {
+                // Pairs with the fence in `ring_if_sleeping`: the caller polls its polled
+                // sources after this, and sees everything whose producer missed SLEEPING.
+                fence(Ordering::SeqCst);
+                true
+            }
             Err(current) => {
                 // SLEEPING is clear while the consumer runs (its last park was finished), and
                 // producers only add work bits or clear SLEEPING: a failed CAS saw work.
@@ -269,6 +324,7 @@ impl<W: Wake> Doorbell<W> {
             return false;
         }
         self.word.store(SLEEPING, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
         true
     }
 

@@ -59,25 +59,6 @@ mod imp {
         (0..count).map(move |i| first.wrapping_sub(skip).wrapping_add(i * 64))
     }
 
-    /// Hint that the `T` at `p` will be read soon: `prefetcht0` of every line it covers on
-    /// x86_64, nothing elsewhere. Not a memory access: it never faults, never races and reads
-    /// no value, so it may name memory another thread is writing.
-    #[inline]
-    pub(crate) fn prefetch_read<T>(p: *const T) {
-        #[cfg(target_arch = "x86_64")]
-        for line in lines(p) {
-            // SAFETY: `_mm_prefetch` is a cache hint with no architectural effect: it does not
-            // fault on any address and is not a read in the memory model.
-            unsafe {
-                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                    line.cast::<i8>(),
-                )
-            };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = p;
-    }
-
     /// True if the CPU has `prefetchw` (CPUID leaf 0x8000_0001, ECX bit 8, "PRFCHW"); asked
     /// once per process.
     #[cfg(target_arch = "x86_64")]
@@ -194,10 +175,6 @@ mod imp {
     pub(crate) fn spin_loop() {
         loom::thread::yield_now();
     }
-
-    /// A cache hint: nothing to model.
-    #[inline]
-    pub(crate) fn prefetch_read<T>(_p: *const T) {}
 
     /// A cache hint: nothing to model.
     #[inline]

@@ -6,18 +6,31 @@
 //!
 //! 1. refresh the cached clock (unless the previous iteration ended with an actor's turn,
 //!    which read it already);
-//! 2. take the doorbell's work bits and drain only the rings whose bit is set (and the
-//!    injection queue if its bit is set): O(active peers), not O(shards);
+//! 2. poll the head slot of every inbound ring (one load each) and take the doorbell's work
+//!    bits (a plain load, and an RMW only when a bit is set); drain the rings that hold
+//!    messages or whose bit is set, and the injection queue if its bit is set;
 //! 3. deliver envelopes that this shard queued to itself (replies, controls, early arrivals);
 //! 4. fire due timers;
 //! 5. run every actor that was ready at the start of the step, each for at most
 //!    `batch_budget` messages (fairness), re-queueing those with messages left;
-//! 6. flush outbound rings: publish each dirty ring once and ring its shard's doorbell once.
+//! 6. flush outbound rings: publish each dirty ring once and, if its shard announced that it
+//!    sleeps, ring that shard's doorbell.
 //!
 //! When an iteration finds nothing to do the shard spins for `spin_before_park`, watching its
-//! doorbell word, then parks: it announces `SLEEPING` in the doorbell word (refused if work bits
-//! are set) and sleeps in `epoll_wait` until its eventfd, an I/O event or the next timer
-//! deadline wakes it. Senders pay the wake-up syscall only when they see `SLEEPING`.
+//! doorbell word and the head slot of every inbound ring, then parks: it announces `SLEEPING`
+//! in the doorbell word (refused if work bits are set), polls its rings once more (not
+//! blocking if one has a message), and sleeps in `epoll_wait` until its eventfd, an I/O event
+//! or the next timer deadline wakes it. Senders pay the wake-up syscall only when they see
+//! `SLEEPING`.
+//!
+//! The rings are *polled sources* of the doorbell (`shard::doorbell`, "Polled sources"): an
+//! awake shard finds their messages by looking at them, so a sender between two awake shards
+//! pays no read-modify-write on the other shard's doorbell line and the receiver none to take
+//! it back; a message's stamp sits in the line the message is read from, so the receiver sees
+//! it with one cache-line transfer. The price is one load per peer per iteration (a line that
+//! stays in the cache while its ring is idle). The doorbell keeps naming the injection queue,
+//! the rings of a shard that slept, and the news that is not in a ring (room freed in a ring,
+//! a change of the runtime's state).
 //!
 //! # Shutdown
 //!
@@ -570,10 +583,24 @@ impl ShardLocal {
             }
         };
         if publish {
-            self.ring_peer(target);
+            self.notify_peer(target);
         }
     }
 
+    /// After publishing into the ring towards `target`: wakes that shard if it sleeps. An
+    /// awake shard polls its rings and needs nothing (`Doorbell::ring_if_sleeping`).
+    #[inline]
+    fn notify_peer(&self, target: usize) {
+        if self.peers[target]
+            .doorbell
+            .ring_if_sleeping(peer_bit(self.id))
+        {
+            self.shared.counters.bump_wakeups_sent();
+        }
+    }
+
+    /// Rings `target`'s doorbell whatever it is doing: for news that is not in a ring (room
+    /// freed in one, shutdown).
     fn ring_peer(&self, target: usize) {
         if self.peers[target].doorbell.ring(peer_bit(self.id)) {
             self.shared.counters.bump_wakeups_sent();
@@ -613,7 +640,7 @@ impl ShardLocal {
             }
             if published {
                 any = true;
-                self.ring_peer(target);
+                self.notify_peer(target);
             }
         }
         any
@@ -662,11 +689,9 @@ impl ShardLocal {
             let mut consumer = self.inbound.borrow_mut()[peer].take();
             if let Some(c) = consumer.as_mut() {
                 let max = c.capacity();
+                // What is left (a full ring's worth was taken) is found by the next poll.
                 let n = c.drain(max, |env| self.accept(env));
                 any |= n > 0;
-                if n == max {
-                    self.shared.doorbell.ring(peer_bit(peer));
-                }
                 // The peer keeps an overflow for this ring: tell it that there is room
                 // now (it may be spinning between polls, or parked).
                 if n > 0
@@ -681,14 +706,29 @@ impl ShardLocal {
         any
     }
 
-    /// Prefetches the next slot and the tail of every inbound ring named by doorbell `bits`.
-    fn prefetch_inbound(&self, bits: u64) {
+    /// Takes the doorbell's work bits, with a plain load first: the RMW of `take` would pull
+    /// the doorbell's line away from the producers even when no bit is set. A bit set just
+    /// after the load is seen by the next iteration, the spin loop, or refuses `prepare_park`.
+    #[inline]
+    fn take_doorbell(&self) -> u64 {
+        if self.shared.doorbell.pending() != 0 {
+            self.shared.doorbell.take()
+        } else {
+            0
+        }
+    }
+
+    /// The peer bits of the inbound rings whose head slot holds a published message: one load
+    /// per peer, each from the line the message will be read from.
+    fn poll_inbound(&self) -> u64 {
         let inbound = self.inbound.borrow();
-        for peer in peers_named(bits, inbound.len()) {
-            if let Some(c) = inbound[peer].as_ref() {
-                c.prefetch_next();
+        let mut bits = 0;
+        for (peer, c) in inbound.iter().enumerate() {
+            if c.as_ref().is_some_and(Consumer::is_ready) {
+                bits |= peer_bit(peer);
             }
         }
+        bits
     }
 
     #[inline]
@@ -739,11 +779,9 @@ impl ShardLocal {
             // Take in what arrived during the turn (a reply, a request) before the next turn,
             // so it is queued behind at most the actors already waiting, not behind another
             // full round of them: with a busy actor on the shard this halves an ask's wait.
-            if self.shared.doorbell.pending() != 0 {
-                let bits = self.shared.doorbell.take();
-                if bits != 0 {
-                    self.drain_inbound(bits);
-                }
+            let bits = self.poll_inbound() | self.take_doorbell();
+            if bits != 0 {
+                self.drain_inbound(bits);
             }
             match turn {
                 Turn::More => self.ready.borrow_mut().push_back(slot),
@@ -815,14 +853,9 @@ impl ShardLocal {
             // first of it ended (`drain_inbound`).
             self.inject_since.set(self.now_ns());
         }
-        // A plain load first: the RMW of `take` would pull the doorbell's cache line away from
-        // the producers on every iteration even when no bit is set. A bit set just after the
-        // load is seen by the next iteration, the spin loop, or refuses `prepare_park`.
-        let bits = if self.shared.doorbell.pending() != 0 {
-            self.shared.doorbell.take()
-        } else {
-            0
-        };
+        // The rings are polled, not announced (see the module docs); the doorbell names the
+        // injection queue and a sleeping shard's rings.
+        let bits = self.poll_inbound() | self.take_doorbell();
         let mut work = bits != 0 && self.drain_inbound(bits);
         work |= self.drain_local();
         work |= self.fire_timers();
@@ -873,6 +906,12 @@ impl ShardLocal {
     /// Parks until woken, an I/O event, or `timeout`.
     fn park(&self, timeout: Option<Duration>) {
         if !self.shared.doorbell.prepare_park() {
+            return;
+        }
+        // The rings are polled sources: a producer that published before the announcement's
+        // fence may not have seen SLEEPING, and did not ring (`shard::doorbell`).
+        if self.poll_inbound() != 0 {
+            self.shared.doorbell.finish_park();
             return;
         }
         self.shared.counters.bump_parks();
@@ -945,12 +984,10 @@ impl ShardLocal {
             let mut woke = false;
             let mut spins_to_check = SPINS_PER_CHECK;
             loop {
-                // A change of the runtime's state rings the doorbell (`observe_runtime`).
-                let pending = self.shared.doorbell.pending();
-                if pending != 0 {
-                    // Start the misses of the rings' tails and head slots now, so they overlap
-                    // the `take` that claims the bits instead of following it.
-                    self.prefetch_inbound(pending);
+                // A ring message's stamp arrives with the first line of the message itself; the
+                // doorbell names the rest, including a change of the runtime's state
+                // (`observe_runtime`).
+                if self.poll_inbound() != 0 || self.shared.doorbell.pending() != 0 {
                     woke = true;
                     break;
                 }
