@@ -131,10 +131,15 @@ fn ring_starting_at<T>(capacity: usize, start: usize) -> (Producer<T>, Consumer<
         capacity >= 2 && capacity.is_power_of_two(),
         "ring capacity must be a power of two >= 2, got {capacity}"
     );
+    #[cfg(not(coreactor_loom))]
+    if start == 0 {
+        return endpoints(zeroed_slots(capacity), start);
+    }
     let slots = (0..capacity)
         .map(|index| {
             // The slot's first position at or after `start`, stamped as if published one lap
-            // earlier (module invariants).
+            // earlier (module invariants; with `start == 0` zero does as well, see
+            // `zeroed_slots`).
             let first = start.wrapping_add(index.wrapping_sub(start) & (capacity - 1));
             Slot {
                 stamp: AtomicUsize::new(first.wrapping_sub(capacity).wrapping_add(1)),
@@ -142,6 +147,26 @@ fn ring_starting_at<T>(capacity: usize, start: usize) -> (Producer<T>, Consumer<
             }
         })
         .collect();
+    endpoints(slots, start)
+}
+
+/// `capacity` unpublished slots of a ring whose positions start at 0, all-zero: stamp 0 is
+/// never `p + 1` for a position `p` of the first lap (`p < capacity`), and later laps find the
+/// stamps `publish` wrote. Allocated zeroed, so the pages of a ring that is never used are
+/// never touched (the kernel maps zero pages on first write): with a ring per ordered pair of
+/// shards, most rings of a large machine stay idle, and cost address space only.
+#[cfg(not(coreactor_loom))]
+fn zeroed_slots<T>(capacity: usize) -> Box<[Slot<T>]> {
+    let slots = Box::<[Slot<T>]>::new_zeroed_slice(capacity);
+    // SAFETY: a `Slot<T>` is an `AtomicUsize`, for which zero is a valid value, and an
+    // `UnsafeCell<MaybeUninit<T>>`, for which any bytes are (uninitialised included), so the
+    // all-zero pattern is a valid `Slot<T>`.
+    unsafe { slots.assume_init() }
+}
+
+/// The two endpoints of a ring whose indices start at `start`, over `slots`.
+fn endpoints<T>(slots: Box<[Slot<T>]>, start: usize) -> (Producer<T>, Consumer<T>) {
+    let capacity = slots.len();
     let shared = Arc::new(Shared {
         consumer: CachePadded::new(ConsumerShared {
             head: AtomicUsize::new(start),
@@ -883,6 +908,37 @@ mod tests {
         fn assert_send<S: Send>() {}
         assert_send::<Producer<String>>();
         assert_send::<Consumer<String>>();
+    }
+
+    /// Resident memory of this process, in bytes (Linux).
+    #[cfg(target_os = "linux")]
+    fn resident_bytes() -> usize {
+        let statm = std::fs::read_to_string("/proc/self/statm").expect("procfs");
+        let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+        // SAFETY: `sysconf` only reads a configuration value.
+        pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize
+    }
+
+    /// An idle ring costs address space, not memory: its slots' pages are not touched until
+    /// the producer writes them.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn unused_ring_touches_no_slot_pages() {
+        const SLOTS: usize = 1 << 14;
+        // 16 Ki slots of 4 KiB: a 64 MiB ring (plus its stamps' share of each page).
+        let before = resident_bytes();
+        let (mut tx, mut rx) = ring::<[u64; 511]>(SLOTS);
+        let grown = resident_bytes().saturating_sub(before);
+        assert!(
+            grown < 16 << 20,
+            "an unused 64 MiB ring made {grown} bytes resident"
+        );
+        // It still works, and its first lap is seen as empty.
+        assert!(rx.is_empty());
+        tx.try_push([7; 511]).unwrap();
+        assert!(rx.is_empty(), "not published yet");
+        tx.publish();
+        assert_eq!(rx.pop().map(|v| v[510]), Some(7));
     }
 
     #[test]
