@@ -157,11 +157,21 @@ fn ring_starting_at<T>(capacity: usize, start: usize) -> (Producer<T>, Consumer<
 /// shards, most rings of a large machine stay idle, and cost address space only.
 #[cfg(not(coreactor_loom))]
 fn zeroed_slots<T>(capacity: usize) -> Box<[Slot<T>]> {
-    let slots = Box::<[Slot<T>]>::new_zeroed_slice(capacity);
-    // SAFETY: a `Slot<T>` is an `AtomicUsize`, for which zero is a valid value, and an
-    // `UnsafeCell<MaybeUninit<T>>`, for which any bytes are (uninitialised included), so the
-    // all-zero pattern is a valid `Slot<T>`.
-    unsafe { slots.assume_init() }
+    use std::alloc::{Layout, alloc_zeroed, handle_alloc_error};
+    let layout = Layout::array::<Slot<T>>(capacity).expect("ring size overflows");
+    // A slot holds its 8-byte stamp, so the layout is never zero-sized, as `alloc_zeroed`
+    // requires.
+    debug_assert!(layout.size() > 0);
+    // SAFETY: `layout` has a non-zero size (above).
+    let ptr = unsafe { alloc_zeroed(layout) }.cast::<Slot<T>>();
+    if ptr.is_null() {
+        handle_alloc_error(layout);
+    }
+    // SAFETY: `ptr` was allocated by the global allocator with the layout of `[Slot<T>;
+    // capacity]`, which is what the box frees it with, and it is not aliased. Its bytes are
+    // zero, a valid `Slot<T>`: an `AtomicUsize` (zero is a valid value) and an
+    // `UnsafeCell<MaybeUninit<T>>` (any bytes are, uninitialised included).
+    unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(ptr, capacity)) }
 }
 
 /// The two endpoints of a ring whose indices start at `start`, over `slots`.
