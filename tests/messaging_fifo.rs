@@ -239,3 +239,16 @@ fn spsc_outside_thread_order() {
         rt.shutdown().expect("clean shutdown");
     });
 }
+
+// More shards than a shard polls between two turns (8 of its rings, in rotation; every loop
+// iteration polls all): FIFO per pair, no loss, with every shard sending to every shard.
+#[test]
+fn many_shards_per_pair_order() {
+    let rt = Runtime::builder()
+        .shards(12)
+        .mailbox_capacity(1 << 16)
+        .build()
+        .unwrap();
+    run_fan_in(&rt, 2, 300, 0xF1F0_0003);
+    rt.shutdown().expect("clean shutdown");
+}

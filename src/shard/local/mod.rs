@@ -188,6 +188,8 @@ pub(crate) struct ShardLocal {
     /// its previous take of that queue, or at the end of its last idle period (see
     /// `drain_inbound`).
     inject_since: StdCell<u64>,
+    /// The next peer `poll_some_inbound` looks at.
+    poll_cursor: StdCell<usize>,
     stopping: StdCell<bool>,
     /// The graceful phase of shutdown reached this shard.
     drain_started: StdCell<bool>,
@@ -228,6 +230,10 @@ pub(crate) struct ShardLocal {
 /// How long a shard whose outbound overflow waits for ring space parks at most before it
 /// retries (nothing wakes it when the peer frees space).
 const BACKLOG_RETRY: Duration = Duration::from_micros(200);
+
+/// Inbound rings a shard polls between two turns (`poll_some_inbound`); every loop iteration
+/// polls them all.
+const POLL_PER_TURN: usize = 8;
 
 /// Idle spins between two looks at the clock, the outbound backlog and the steal offers.
 /// Under loom a spin is a yield point and the model's clock never moves: one spin, then park.
@@ -302,6 +308,7 @@ impl ShardLocal {
             clock_fresh: StdCell::new(false),
             last_account: StdCell::new(0),
             inject_since: StdCell::new(0),
+            poll_cursor: StdCell::new(0),
             stopping: StdCell::new(false),
             drain_started: StdCell::new(false),
             forwards: RefCell::new(HashMap::new()),
@@ -731,6 +738,30 @@ impl ShardLocal {
         bits
     }
 
+    /// Like [`poll_inbound`](Self::poll_inbound), but of at most [`POLL_PER_TURN`] rings, the
+    /// next ones in rotation: what the shard looks at between two turns, so that a turn costs
+    /// the same with 64 shards as with 2, and a ring is still looked at every
+    /// `⌈(shards − 1) / POLL_PER_TURN⌉` turns (and at every iteration).
+    fn poll_some_inbound(&self) -> u64 {
+        let inbound = self.inbound.borrow();
+        let count = inbound.len();
+        if count <= POLL_PER_TURN + 1 {
+            // Every peer fits (one entry is this shard's own, always empty).
+            drop(inbound);
+            return self.poll_inbound();
+        }
+        let mut peer = self.poll_cursor.get();
+        let mut bits = 0;
+        for _ in 0..POLL_PER_TURN {
+            if inbound[peer].as_ref().is_some_and(Consumer::is_ready) {
+                bits |= peer_bit(peer);
+            }
+            peer = if peer + 1 == count { 0 } else { peer + 1 };
+        }
+        self.poll_cursor.set(peer);
+        bits
+    }
+
     #[inline]
     fn accept(&self, env: Envelope) {
         if self.stopping.get() {
@@ -779,7 +810,7 @@ impl ShardLocal {
             // Take in what arrived during the turn (a reply, a request) before the next turn,
             // so it is queued behind at most the actors already waiting, not behind another
             // full round of them: with a busy actor on the shard this halves an ask's wait.
-            let bits = self.poll_inbound() | self.take_doorbell();
+            let bits = self.poll_some_inbound() | self.take_doorbell();
             if bits != 0 {
                 self.drain_inbound(bits);
             }
