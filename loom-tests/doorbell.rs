@@ -17,7 +17,10 @@
 //! (e) a *polled* source, the real ring between shards: its producer rings only a sleeping
 //! consumer (`ring_if_sleeping`), and the consumer polls the ring, announces, polls again and
 //! only then blocks; (f) model (e) against the producer without its fence
-//! (`--cfg coreactor_loom_bug="polled"`), which must fail.
+//! (`--cfg coreactor_loom_bug="polled"`), which must fail; (g) the other polled source, the
+//! injection queue's bounded lane, with two outside pushers racing for its slots (the real
+//! `ClosableQueue`); (h) model (g) against the push without its fence
+//! (`--cfg coreactor_loom_bug="inject"`), which must fail.
 //!
 //! Run (each model takes well under a second in release mode with 2 preemptions, and at most
 //! a few seconds exhaustively, without `LOOM_MAX_PREEMPTIONS`):
@@ -38,9 +41,9 @@
 // Its reference count is not part of the protocol under test.
 use std::sync::Arc;
 
-#[cfg(not(coreactor_loom_bug = "doorbell"))]
+#[cfg(any(not(coreactor_loom_bug = "doorbell"), coreactor_loom_bug = "inject"))]
 use coreactor::__loom::INJECT;
-use coreactor::__loom::{Consumer, Doorbell, LoomWake, SLEEPING, peer_bit, ring};
+use coreactor::__loom::{ClosableQueue, Consumer, Doorbell, LoomWake, SLEEPING, peer_bit, ring};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
@@ -266,4 +269,75 @@ fn polled_ring_loses_no_wakeup() {
 #[should_panic(expected = "deadlock")]
 fn polled_ring_without_fence_is_caught() {
     loom::model(|| polled_ring(1));
+}
+
+/// The injection queue's bounded lane as a polled source: two outside threads push one value
+/// each with `try_push_bounded`, whose notification rings only a sleeping shard (after the
+/// push's own fence), as `ShardShared::try_inject_outside` does; the shard drains by polling
+/// and, before it blocks, announces SLEEPING and polls the lane once more. Ends only if no
+/// wake-up is lost; no more wake-ups are paid than the shard announced sleep.
+fn polled_inject_lane() {
+    let bell = Arc::new(Doorbell::new(LoomWake::new()));
+    let queue = Arc::new(ClosableQueue::<usize>::with_capacity(2));
+    let pushers: Vec<_> = (0..2)
+        .map(|value| {
+            let bell = Arc::clone(&bell);
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let mut woke = 0;
+                queue
+                    .try_push_bounded(
+                        value,
+                        || woke += usize::from(bell.ring_if_sleeping_fenced(INJECT)),
+                        |_| panic!("the queue is never closed in this model"),
+                    )
+                    .expect("the lane holds both values");
+                woke
+            })
+        })
+        .collect();
+    let mut seen = [false; 2];
+    let mut announced = 0;
+    while !seen.iter().all(|&s| s) {
+        while let Some(v) = queue.pop() {
+            assert!(!seen[v], "value {v} taken twice");
+            seen[v] = true;
+        }
+        if bell.take() != 0 || seen.iter().all(|&s| s) {
+            continue;
+        }
+        if bell.prepare_park() {
+            announced += 1;
+            if queue.bounded_ready() {
+                bell.finish_park();
+                continue;
+            }
+            bell.waker().wait();
+            bell.finish_park();
+        }
+    }
+    let woke: usize = pushers
+        .into_iter()
+        .map(|p| p.join().expect("pusher panicked"))
+        .sum();
+    assert!(
+        woke <= announced,
+        "{woke} wake-ups for {announced} announcements"
+    );
+}
+
+/// (g) The bounded injection lane is polled: no wake-up is lost with two racing pushers.
+#[test]
+#[cfg(not(any(coreactor_loom_bug = "doorbell", coreactor_loom_bug = "inject")))]
+fn polled_inject_lane_loses_no_wakeup() {
+    loom::model(polled_inject_lane);
+}
+
+/// (h) Model (g) with the push's fence dropped (`coreactor_loom_bug="inject"`): loom must find
+/// the shard asleep over a pushed value.
+#[test]
+#[cfg(coreactor_loom_bug = "inject")]
+#[should_panic(expected = "deadlock")]
+fn polled_inject_lane_without_fence_is_caught() {
+    loom::model(polled_inject_lane);
 }

@@ -192,7 +192,7 @@ impl<T> BoundedInject<T> {
 
     /// True if the oldest position holds no value (a snapshot).
     #[must_use]
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[inline]
     pub fn is_empty(&self) -> bool {
         let pos = self.head.load(Ordering::Relaxed);
         let seq = self.slots[pos & self.mask].seq.load(Ordering::Acquire);

@@ -14,8 +14,9 @@
 //! 2. `fence(SeqCst)`;
 //! 3. loads `closed` (Relaxed); if set, pops and discards everything queued, its own value or
 //!    anyone else's;
-//! 4. calls `notify` (in the runtime: rings the shard's doorbell unless its `INJECT` bit is
-//!    already set, see below).
+//! 4. calls `notify` (in the runtime: for the unbounded lane, rings the shard's doorbell unless
+//!    its `INJECT` bit is already set, see below; for the bounded lane, which the shard polls,
+//!    rings only if the shard announced that it sleeps, see "Two lanes").
 //!
 //! The shard ([`close`](ClosableQueue::close)):
 //!
@@ -23,11 +24,11 @@
 //! 2. `fence(SeqCst)`;
 //! 3. pops and discards everything queued.
 //!
-//! # Skipping the doorbell
+//! # Skipping the doorbell (unbounded lane)
 //!
-//! Ringing the doorbell is an RMW on a cache line the shard also writes; outside threads that
-//! push many messages would pay it for every one. So `notify` first loads the doorbell word and
-//! rings only if the `INJECT` bit is clear. This is safe because the load comes after the
+//! Ringing the doorbell is an RMW on a cache line the shard also writes; threads that push
+//! many messages would pay it for every one. So the unbounded lane's `notify` first loads the
+//! doorbell word and rings only if the `INJECT` bit is clear. This is safe because the load comes after the
 //! pusher's fence (step 2), and the shard, after a `take` that returned `INJECT`, issues
 //! [`drain_fence`](ClosableQueue::drain_fence) before it pops: another store-buffering pair
 //! (pusher: push, fence, load the word; shard: clear the bit, fence, pop). If the pusher's load
@@ -58,6 +59,16 @@
 //! threads of other runtimes ([`push`](ClosableQueue::push)). Both follow the steps above;
 //! `pop`, `close` and the pushers' discards drain both. The argument is per lane: a push into
 //! either is a store the other side's drain must see, and the fences order it the same way.
+//!
+//! The bounded lane is a *polled source* of the shard's doorbell (`shard::doorbell`, "Polled
+//! sources"): an awake shard looks at the sequence word of its oldest slot at every loop
+//! iteration ([`bounded_ready`](ClosableQueue::bounded_ready)), so its pushers do not ring an
+//! awake shard at all. Their `notify` loads the doorbell word after the fence of step 2 (the
+//! same fence serves both handshakes) and rings only if `SLEEPING` is set; the shard, after it
+//! announces sleep and fences, polls the lane once more before it blocks. Of several pushers,
+//! the one whose position is the oldest is the one that matters: the shard looks at that
+//! slot, and its pusher fences after writing it. `loom-tests/doorbell.rs`, models (g) and (h),
+//! check it with two pushers racing for the slots.
 //!
 //! # Deliberate bug (`--cfg coreactor_loom_bug="inject"`)
 //!
@@ -146,6 +157,13 @@ impl<T> ClosableQueue<T> {
     pub fn drain_fence(&self) {
         // Pairs with the fence in `push` (see "Skipping the doorbell").
         fence(Ordering::SeqCst);
+    }
+
+    /// Consumer: true if the bounded lane's oldest position holds a value (one load of its
+    /// head and one of that slot's sequence word): how a shard polls the lane.
+    #[inline]
+    pub fn bounded_ready(&self) -> bool {
+        !self.bounded.is_empty()
     }
 
     /// Consumer: takes the oldest value of the bounded lane, else of the unbounded one.

@@ -105,12 +105,14 @@
 //!
 //! # Polled sources
 //!
-//! The rings between shards do not need the work bits while their consumer is awake: it polls
-//! the head slot of every inbound ring at each loop iteration and while it spins (a published
+//! The rings between shards, and the injection queue's bounded lane (outside threads), do not
+//! need the work bits while their consumer is awake: it polls the head slot of every inbound
+//! ring and the lane's oldest slot at each loop iteration and while it spins (a published
 //! message's stamp sits in the line the message is read from, see `mailbox::ring`). Their
 //! producers therefore ring only a sleeping consumer, with
 //! [`ring_if_sleeping`](Doorbell::ring_if_sleeping): publish, `fence(SeqCst)`, load the word,
-//! and ring only if SLEEPING is set. The consumer, after a successful `prepare_park` (whose
+//! and ring only if SLEEPING is set ([`ring_if_sleeping_fenced`](Doorbell::ring_if_sleeping_fenced)
+//! after a fence of the caller's own, as the injection lane's push has one). The consumer, after a successful `prepare_park` (whose
 //! CAS is followed by a `fence(SeqCst)`), polls every polled source once more and does not
 //! block if one has work.
 //!
@@ -119,12 +121,14 @@
 //! ordered, so either the producer's load sees SLEEPING (and it rings, which wakes the consumer
 //! as above), or the consumer's poll sees the publication (and it does not block). A
 //! consumer's poll must therefore cover every polled source, and the producer's fence must
-//! follow the publication (`loom-tests/doorbell.rs`, model (e), with the real ring).
+//! follow the publication (`loom-tests/doorbell.rs`: model (e) with the real ring, model (g)
+//! with the real injection lane and two pushers).
 //!
 //! What this saves, per message between two awake shards: the producer's `fetch_or`, which
 //! waited for the word's line held by the consumer, and the consumer's `take`, which waited
 //! for it to come back. The fence that replaces them waits only for the producer's own stores,
-//! which hit its cache.
+//! which hit its cache. For an outside thread feeding idle shards (fork-join), the word's line
+//! no longer moves at every take either.
 //!
 //! # Deliberate bugs
 //!
@@ -249,6 +253,19 @@ impl<W: Wake> Doorbell<W> {
         #[cfg(not(coreactor_loom_bug = "polled"))]
         fence(Ordering::SeqCst);
         // Relaxed: the fences order it; it reaches no memory (the source itself publishes).
+        if self.word.load(Ordering::Relaxed) & SLEEPING == 0 {
+            return false;
+        }
+        self.ring(bits)
+    }
+
+    /// Producer of a polled source that already issued the `fence(SeqCst)` that
+    /// [`ring_if_sleeping`](Self::ring_if_sleeping) would issue (the injection lane's push
+    /// does, for its shutdown handshake): rings `bits` only if the consumer announced that it
+    /// sleeps. Returns `true` iff this call woke the consumer.
+    #[inline]
+    pub fn ring_if_sleeping_fenced(&self, bits: u64) -> bool {
+        // Relaxed: the caller's fence orders it (see `ring_if_sleeping`).
         if self.word.load(Ordering::Relaxed) & SLEEPING == 0 {
             return false;
         }

@@ -274,7 +274,7 @@ impl ShardShared {
         }
         let result = self.inject.try_push_bounded(
             env,
-            || self.notify_inject(),
+            || self.notify_inject_polled(),
             |env| self.discard_shutdown(env),
         );
         if result.is_err() {
@@ -298,6 +298,15 @@ impl ShardShared {
         // After the push's fence: a set bit means the shard has not taken it yet, and its
         // `drain_fence` will make this push visible (see `close.rs`).
         if self.doorbell.pending() & INJECT == 0 && self.doorbell.ring(INJECT) {
+            ShardCounters::bump_shared(&self.counters.wakeups_received);
+        }
+    }
+
+    /// After a push into the bounded lane, which the shard polls: wakes it only if it sleeps.
+    /// Runs after the push's fence (`ClosableQueue::try_push_bounded`).
+    #[inline]
+    fn notify_inject_polled(&self) {
+        if self.doorbell.ring_if_sleeping_fenced(INJECT) {
             ShardCounters::bump_shared(&self.counters.wakeups_received);
         }
     }

@@ -23,14 +23,15 @@
 //! or the next timer deadline wakes it. Senders pay the wake-up syscall only when they see
 //! `SLEEPING`.
 //!
-//! The rings are *polled sources* of the doorbell (`shard::doorbell`, "Polled sources"): an
-//! awake shard finds their messages by looking at them, so a sender between two awake shards
-//! pays no read-modify-write on the other shard's doorbell line and the receiver none to take
-//! it back; a message's stamp sits in the line the message is read from, so the receiver sees
-//! it with one cache-line transfer. The price is one load per peer per iteration (a line that
-//! stays in the cache while its ring is idle). The doorbell keeps naming the injection queue,
-//! the rings of a shard that slept, and the news that is not in a ring (room freed in a ring,
-//! a change of the runtime's state).
+//! The rings and the injection queue's bounded lane are *polled sources* of the doorbell
+//! (`shard::doorbell`, "Polled sources"): an awake shard finds their messages by looking at
+//! them, so a sender to an awake shard pays no read-modify-write on that shard's doorbell line
+//! and the receiver none to take it back; a ring message's stamp sits in the line the message
+//! is read from, so the receiver sees it with one cache-line transfer. The price is one load
+//! per peer per iteration, and two for the lane (lines that stay in the cache while idle). The
+//! doorbell keeps naming the unbounded injection lane (shard threads of other runtimes), the
+//! sources of a shard that slept, and the news that is in no queue (room freed in a ring, a
+//! change of the runtime's state).
 //!
 //! # Shutdown
 //!
@@ -725,17 +726,29 @@ impl ShardLocal {
         }
     }
 
-    /// The peer bits of the inbound rings whose head slot holds a published message: one load
-    /// per peer, each from the line the message will be read from.
+    /// The polled sources that hold work: `INJECT` if the injection queue's bounded lane
+    /// holds a value, and the peer bits of the inbound rings whose head slot holds a published
+    /// message. One load per peer, each from the line the message will be read from, and two
+    /// for the lane.
     fn poll_inbound(&self) -> u64 {
         let inbound = self.inbound.borrow();
-        let mut bits = 0;
+        let mut bits = self.poll_inject();
         for (peer, c) in inbound.iter().enumerate() {
             if c.as_ref().is_some_and(Consumer::is_ready) {
                 bits |= peer_bit(peer);
             }
         }
         bits
+    }
+
+    /// `INJECT` if the injection queue's bounded lane (outside threads) holds a value.
+    #[inline]
+    fn poll_inject(&self) -> u64 {
+        if self.shared.inject.bounded_ready() {
+            INJECT
+        } else {
+            0
+        }
     }
 
     /// Like [`poll_inbound`](Self::poll_inbound), but of at most [`POLL_PER_TURN`] rings, the
@@ -751,7 +764,7 @@ impl ShardLocal {
             return self.poll_inbound();
         }
         let mut peer = self.poll_cursor.get();
-        let mut bits = 0;
+        let mut bits = self.poll_inject();
         for _ in 0..POLL_PER_TURN {
             if inbound[peer].as_ref().is_some_and(Consumer::is_ready) {
                 bits |= peer_bit(peer);
