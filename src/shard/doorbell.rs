@@ -1,9 +1,11 @@
 //! The doorbell: one atomic word per shard that says "you have work" and "I am asleep".
 //!
-//! Every shard owns one [`Doorbell`]. Other shards publish messages into their SPSC ring towards
-//! it, outside threads push into its MPSC injection queue, and then they [`ring`](Doorbell::ring)
-//! the doorbell. The shard's own thread reads which rings hold work with
-//! [`take`](Doorbell::take), and when it has nothing to do it announces that it is going to sleep
+//! Every shard owns one [`Doorbell`]. Producers of *announced* work (the unbounded injection
+//! lane, news that is in no queue such as room freed in a ring or a change of the runtime's
+//! state) [`ring`](Doorbell::ring) it after publishing; producers of *polled* work (the rings
+//! from other shards, the bounded injection lane of outside threads) ring it only while the
+//! shard sleeps, since an awake shard looks at those queues itself (see "Polled sources"). The
+//! shard's own thread reads which sources hold announced work with [`take`](Doorbell::take), and when it has nothing to do it announces that it is going to sleep
 //! with [`prepare_park`](Doorbell::prepare_park), parks in `epoll_wait`, and withdraws the
 //! announcement with [`finish_park`](Doorbell::finish_park). A sender pays the wake-up syscall
 //! (an `eventfd` write, see `wakefd::WakeFd`) only when the shard announced that it sleeps,
@@ -45,10 +47,11 @@
 //! 3. Otherwise block in `epoll_wait` (eventfd, I/O fds, timer deadline as timeout), then call
 //!    `finish_park()` whatever woke it, drain the eventfd if its token fired, and go to 1.
 //!
-//! A producer: publish the message (ring tail store), then `ring(bit)`. It must ring even when the
-//! bit already looks set: its Release `fetch_or` is what makes its tail store visible to the
-//! consumer's `take` (a skipped ring may let the consumer take the old bit, see the old tail and
-//! strand the new message).
+//! A producer of announced work: publish (its queue store), then `ring(bit)`. It must ring even
+//! when the bit already looks set: its Release `fetch_or` is what makes its store visible to the
+//! consumer's `take` (a skipped ring may let the consumer take the old bit, see the old queue
+//! state and strand the new message; the unbounded injection lane skips it only with the extra
+//! fences of `shard::close`).
 //!
 //! # Why no wake-up is lost
 //!
