@@ -920,6 +920,25 @@ mod tests {
         assert_send::<Consumer<String>>();
     }
 
+    #[test]
+    fn is_ready_follows_publication_and_laps() {
+        let (mut tx, mut rx) = ring::<u32>(2);
+        for lap in 0..3 {
+            assert!(!rx.is_ready(), "lap {lap}: empty");
+            tx.try_push(lap).unwrap();
+            tx.try_push(lap + 100).unwrap();
+            assert!(!rx.is_ready(), "lap {lap}: pushed, not published");
+            assert!(tx.publish());
+            assert!(rx.is_ready(), "lap {lap}: published");
+            assert_eq!(rx.pop(), Some(lap));
+            assert!(rx.is_ready(), "lap {lap}: one left");
+            assert_eq!(rx.pop(), Some(lap + 100));
+            // The slots still hold this lap's stamps: they must not read as the next lap's.
+            assert!(!rx.is_ready(), "lap {lap}: drained");
+            rx.release();
+        }
+    }
+
     /// Resident memory of this process, in bytes (Linux).
     #[cfg(target_os = "linux")]
     fn resident_bytes() -> usize {

@@ -192,3 +192,58 @@ impl<T> Default for ClosableQueue<T> {
         Self::new()
     }
 }
+
+#[cfg(all(test, not(coreactor_loom)))]
+mod tests {
+    use super::ClosableQueue;
+
+    #[test]
+    fn bounded_ready_sees_the_bounded_lane_only() {
+        let q = ClosableQueue::<u32>::with_capacity(2);
+        assert!(!q.bounded_ready());
+        let mut notified = 0;
+        q.try_push_bounded(1, || notified += 1, |_| panic!("open queue"))
+            .unwrap();
+        assert_eq!(notified, 1, "a push notifies once, after its fence");
+        assert!(q.bounded_ready());
+        // The unbounded lane is announced through the doorbell, not polled.
+        q.push(2, || notified += 1, |_| panic!("open queue"));
+        assert_eq!(q.pop(), Some(1), "the bounded lane first");
+        assert!(!q.bounded_ready(), "only the unbounded lane holds a value");
+        assert_eq!(q.pop(), Some(2));
+        assert_eq!(notified, 2);
+    }
+
+    #[test]
+    fn full_bounded_lane_gives_the_value_back_without_notifying() {
+        let q = ClosableQueue::<u32>::with_capacity(2);
+        let mut notified = 0;
+        for v in 0..2 {
+            q.try_push_bounded(v, || notified += 1, |_| panic!("open queue"))
+                .unwrap();
+        }
+        assert_eq!(
+            q.try_push_bounded(9, || notified += 1, |_| panic!("open queue")),
+            Err(9)
+        );
+        assert_eq!(notified, 2);
+    }
+
+    #[test]
+    fn pushes_after_close_are_discarded_by_their_pusher() {
+        let q = ClosableQueue::<u32>::with_capacity(2);
+        let mut closed_with = Vec::new();
+        q.try_push_bounded(1, || {}, |_| panic!("open queue"))
+            .unwrap();
+        q.close(|v| closed_with.push(v));
+        assert_eq!(closed_with, vec![1]);
+        let mut late = Vec::new();
+        q.try_push_bounded(2, || {}, |v| late.push(v)).unwrap();
+        assert_eq!(
+            late,
+            vec![2],
+            "the pusher found the queue closed and discarded"
+        );
+        assert!(!q.bounded_ready());
+    }
+}

@@ -467,6 +467,31 @@ mod tests {
     }
 
     #[test]
+    fn ring_if_sleeping_rings_only_a_sleeping_consumer() {
+        let b = bell();
+        // Awake: nothing is written, nobody is woken.
+        assert!(!b.ring_if_sleeping(peer_bit(4)));
+        assert!(!b.ring_if_sleeping_fenced(INJECT));
+        assert_eq!(b.pending(), 0, "an awake consumer polls; no bit is set");
+        assert_eq!(b.waker().count(), 0);
+        // Asleep: the first producer wakes it and leaves its bit; the next finds SLEEPING
+        // cleared and writes nothing.
+        assert!(b.prepare_park());
+        assert!(b.ring_if_sleeping(peer_bit(4)));
+        assert!(!b.ring_if_sleeping_fenced(INJECT));
+        assert_eq!(b.waker().count(), 1);
+        b.finish_park();
+        assert_eq!(b.take(), peer_bit(4));
+        // A park ended without a wake-up (the consumer's second poll found work) leaves
+        // nothing behind for later producers.
+        assert!(b.prepare_park());
+        b.finish_park();
+        assert!(!b.ring_if_sleeping(peer_bit(4)));
+        assert_eq!(b.pending(), 0);
+        assert_eq!(b.waker().count(), 1);
+    }
+
+    #[test]
     fn prepare_park_refuses_with_pending_work() {
         let b = bell();
         b.ring(peer_bit(7));
