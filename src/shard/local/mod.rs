@@ -732,13 +732,7 @@ impl ShardLocal {
     /// for the lane.
     fn poll_inbound(&self) -> u64 {
         let inbound = self.inbound.borrow();
-        let mut bits = self.poll_inject();
-        for (peer, c) in inbound.iter().enumerate() {
-            if c.as_ref().is_some_and(Consumer::is_ready) {
-                bits |= peer_bit(peer);
-            }
-        }
-        bits
+        self.poll_inject() | ready_rings(&inbound, 0..inbound.len())
     }
 
     /// `INJECT` if the injection queue's bounded lane (outside threads) holds a value.
@@ -758,21 +752,17 @@ impl ShardLocal {
     fn poll_some_inbound(&self) -> u64 {
         let inbound = self.inbound.borrow();
         let count = inbound.len();
-        if count <= POLL_PER_TURN + 1 {
+        let rings = if count <= POLL_PER_TURN + 1 {
             // Every peer fits (one entry is this shard's own, always empty).
-            drop(inbound);
-            return self.poll_inbound();
-        }
-        let mut peer = self.poll_cursor.get();
-        let mut bits = self.poll_inject();
-        for _ in 0..POLL_PER_TURN {
-            if inbound[peer].as_ref().is_some_and(Consumer::is_ready) {
-                bits |= peer_bit(peer);
-            }
-            peer = if peer + 1 == count { 0 } else { peer + 1 };
-        }
-        self.poll_cursor.set(peer);
-        bits
+            ready_rings(&inbound, 0..count)
+        } else {
+            // `first < count` and `POLL_PER_TURN < count`: one subtraction wraps a position.
+            let wrap = |p: usize| if p >= count { p - count } else { p };
+            let first = self.poll_cursor.get();
+            self.poll_cursor.set(wrap(first + POLL_PER_TURN));
+            ready_rings(&inbound, (first..first + POLL_PER_TURN).map(wrap))
+        };
+        self.poll_inject() | rings
     }
 
     #[inline]
@@ -897,8 +887,8 @@ impl ShardLocal {
             // first of it ended (`drain_inbound`).
             self.inject_since.set(self.now_ns());
         }
-        // The rings are polled, not announced (see the module docs); the doorbell names the
-        // injection queue and a sleeping shard's rings.
+        // The rings and the bounded injection lane are polled, not announced (see the module
+        // docs); the doorbell names the rest.
         let bits = self.poll_inbound() | self.take_doorbell();
         let mut work = bits != 0 && self.drain_inbound(bits);
         work |= self.drain_local();
@@ -952,8 +942,9 @@ impl ShardLocal {
         if !self.shared.doorbell.prepare_park() {
             return;
         }
-        // The rings are polled sources: a producer that published before the announcement's
-        // fence may not have seen SLEEPING, and did not ring (`shard::doorbell`).
+        // The rings and the bounded injection lane are polled sources: a producer that
+        // published before the announcement's fence may not have seen SLEEPING, and did not
+        // ring (`shard::doorbell`).
         if self.poll_inbound() != 0 {
             self.shared.doorbell.finish_park();
             return;
@@ -1174,6 +1165,21 @@ impl ShardLocal {
         // close them so their addresses answer Closed.
         self.shared.table.close_all();
     }
+}
+
+/// The peer bits of the rings among `peers` whose head slot holds a published message.
+#[inline]
+fn ready_rings(
+    inbound: &[CachePadded<Option<Consumer<Envelope>>>],
+    peers: impl Iterator<Item = usize>,
+) -> u64 {
+    let mut bits = 0;
+    for peer in peers {
+        if inbound[peer].as_ref().is_some_and(Consumer::is_ready) {
+            bits |= peer_bit(peer);
+        }
+    }
+    bits
 }
 
 /// The doorbell bits that name peer rings (all but `INJECT` and `SLEEPING`).
