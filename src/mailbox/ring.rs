@@ -23,8 +23,8 @@
 //! Each slot carries a *stamp* beside its value: `p + 1` (wrapping) once position `p` of that
 //! slot is published. The consumer learns that position `head` holds a value from the stamp
 //! in the slot's own cache line, so a message costs its receiver one line transfer where a
-//! shared tail would cost two that follow each other (the tail, then the slot): about 280
-//! against 450–490 ns per round trip of a two-thread model of the protocol on the 2-vCPU test
+//! shared tail would cost two that follow each other (the tail, then the slot): 280–420
+//! against 440–490 ns per round trip of a two-thread model of the protocol on the 2-vCPU test
 //! machine (see `docs/benchmarks.md`, session 7).
 //!
 //! Indices are positions in an unbounded sequence, stored as `usize` and compared with wrapping
@@ -54,8 +54,9 @@
 //! # Invariants
 //!
 //! Writing `H` for the shared head, `h` for the consumer's private head, `Tp` for the published
-//! tail (the producer's `published`; the shared tail holds it once `publish` returns) and `t`
-//! for the producer's private tail, with distances taken modulo `2^usize::BITS`, the positions
+//! tail (every position below it carries its stamp: `publish` advances it one stamp at a time,
+//! then records it in the producer's `published` and the shared tail) and `t` for the
+//! producer's private tail, with distances taken modulo `2^usize::BITS`, the positions
 //! always satisfy `H <= h <= Tp <= t <= H + capacity`, and:
 //!
 //! - `[h, Tp)`: initialised, published, owned by the consumer (it may read each after its
@@ -66,7 +67,7 @@
 //!
 //! A slot's stamp is `p + 1` for the last position `p` of that slot that was published, or, before
 //! the slot's first publication, `p - capacity + 1` for its first position `p` (as if published
-//! one lap earlier). A stamp equal to `head + 1` therefore means exactly "position `head` is
+//! one lap earlier; 0 in a ring whose positions start at 0, see `zeroed_slots`). A stamp equal to `head + 1` therefore means exactly "position `head` is
 //! published": a stamp of the lap before differs by `capacity`, and the lap after cannot be
 //! written yet.
 //!
