@@ -349,14 +349,12 @@ impl<T> Producer<T> {
         }
         let mut pos = self.published;
         while pos != self.tail {
-            pos = pos.wrapping_add(1);
-            // Release: pairs with the Acquire load of the stamp in `Consumer::pop` (and
-            // `is_ready`), so the slot's write in `try_push` happens before the consumer reads
-            // it. (`Relaxed` under the deliberate loom bug, see the module docs.)
-            self.shared
-                .slot(pos.wrapping_sub(1))
-                .stamp
-                .store(pos, PUBLISH_ORDERING);
+            let next = pos.wrapping_add(1);
+            // Release: pairs with the Acquire load of the stamp in `Consumer::is_ready`, so the
+            // slot's write in `try_push` happens before the consumer reads it. (`Relaxed` under
+            // the deliberate loom bug, see the module docs.)
+            self.shared.slot(pos).stamp.store(next, PUBLISH_ORDERING);
+            pos = next;
         }
         // Release: `Shared::drop` and `len_hint` read it; no slot is read on its strength.
         self.shared
@@ -545,9 +543,9 @@ impl<T> Consumer<T> {
     #[must_use]
     #[cfg_attr(not(test), allow(dead_code))] // used by tests and the loom models
     pub fn len_hint(&self) -> usize {
-        // Relaxed: only a count; no slot is read on the strength of this load. The tail can lag
-        // the stamps the consumer already popped by (stamps are stored before it), so the count
-        // saturates at zero rather than wrapping.
+        // Relaxed: only a count; no slot is read on the strength of this load. `publish` stores
+        // the tail after the stamps, so the consumer may already have popped past the tail it
+        // reads: the count then saturates at zero rather than wrapping.
         let tail = self.shared.producer.tail.load(Ordering::Relaxed);
         let behind = tail.wrapping_sub(self.head);
         if behind > self.capacity() { 0 } else { behind }

@@ -28,9 +28,11 @@
 //!
 //! Ringing the doorbell is an RMW on a cache line the shard also writes; threads that push
 //! many messages would pay it for every one. So the unbounded lane's `notify` first loads the
-//! doorbell word and rings only if the `INJECT` bit is clear. This is safe because the load comes after the
-//! pusher's fence (step 2), and the shard, after a `take` that returned `INJECT`, issues
-//! [`drain_fence`](ClosableQueue::drain_fence) before it pops: another store-buffering pair
+//! doorbell word and rings only if the `INJECT` bit is clear. This is safe because the load
+//! comes after the pusher's fence (step 2), and the shard, after a `take` that returned
+//! `INJECT`, issues [`drain_fence`](ClosableQueue::drain_fence) before it pops (a drain the
+//! shard starts because a poll found the bounded lane holding work, without taking the bit,
+//! needs none: the bit stays set until a take): another store-buffering pair
 //! (pusher: push, fence, load the word; shard: clear the bit, fence, pop). If the pusher's load
 //! still saw the bit set, its fence precedes the shard's in the total order of SeqCst fences,
 //! so the shard's pops see the push; otherwise the pusher saw the bit clear and rings.

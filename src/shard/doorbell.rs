@@ -250,16 +250,12 @@ impl<W: Wake> Doorbell<W> {
     /// Returns `true` iff this call woke the consumer.
     #[inline]
     pub fn ring_if_sleeping(&self, bits: u64) -> bool {
-        // Pairs with the fence in `prepare_park` (store buffering): either this load sees
-        // SLEEPING, or the consumer's poll after its fence sees what was published before this
-        // fence.
+        // Pairs with the fence in `prepare_park` (store buffering): either the load in
+        // `ring_if_sleeping_fenced` sees SLEEPING, or the consumer's poll after its fence sees
+        // what was published before this fence.
         #[cfg(not(coreactor_loom_bug = "polled"))]
         fence(Ordering::SeqCst);
-        // Relaxed: the fences order it; it reaches no memory (the source itself publishes).
-        if self.word.load(Ordering::Relaxed) & SLEEPING == 0 {
-            return false;
-        }
-        self.ring(bits)
+        self.ring_if_sleeping_fenced(bits)
     }
 
     /// Producer of a polled source that already issued the `fence(SeqCst)` that
@@ -268,7 +264,8 @@ impl<W: Wake> Doorbell<W> {
     /// sleeps. Returns `true` iff this call woke the consumer.
     #[inline]
     pub fn ring_if_sleeping_fenced(&self, bits: u64) -> bool {
-        // Relaxed: the caller's fence orders it (see `ring_if_sleeping`).
+        // Relaxed: the caller's fence orders it (see `ring_if_sleeping`); it reaches no memory
+        // (the source itself publishes).
         if self.word.load(Ordering::Relaxed) & SLEEPING == 0 {
             return false;
         }

@@ -627,8 +627,8 @@ impl ShardLocal {
     }
 
     fn flush_dirty(&self) -> bool {
-        // Both lists borrowed once: nothing below reaches them again (`ring_peer` touches only
-        // the peer's doorbell and this shard's counters).
+        // Both lists borrowed once: nothing below reaches them again (`notify_peer` touches
+        // only the peer's doorbell and this shard's counters).
         let mut dirty = self.dirty.borrow_mut();
         let mut out = self.out.borrow_mut();
         let mut any = false;
@@ -664,10 +664,19 @@ impl ShardLocal {
         ShardCounters::add(if busy { &c.busy_ns } else { &c.idle_ns }, delta);
     }
 
-    fn drain_inbound(&self, bits: u64) -> bool {
+    /// Drains the sources named by `polled` (found holding work by a poll) and `taken` (bits
+    /// taken from the doorbell).
+    fn drain_inbound(&self, polled: u64, taken: u64) -> bool {
+        let bits = polled | taken;
         let mut any = false;
         if bits & INJECT != 0 {
-            self.shared.inject.drain_fence();
+            // Only a drain that took the `INJECT` bit owes the unbounded lane's pushers the
+            // fence (`shard::close`, "Skipping the doorbell"): a pusher that skipped ringing
+            // saw the bit set, and it stays set until a take, whose drain fences. A lane found
+            // by polling needs none (the poll's Acquire load of the slot's sequence word).
+            if taken & INJECT != 0 {
+                self.shared.inject.drain_fence();
+            }
             // Outside senders do not read the clock: what this take finds was pushed after
             // (about) the previous take, or, if the shard idled since, during the idle period
             // that ended when the first of it rang. So it is stamped with the clock of that
@@ -813,9 +822,10 @@ impl ShardLocal {
             // Take in what arrived during the turn (a reply, a request) before the next turn,
             // so it is queued behind at most the actors already waiting, not behind another
             // full round of them: with a busy actor on the shard this halves an ask's wait.
-            let bits = self.poll_some_inbound() | self.take_doorbell();
-            if bits != 0 {
-                self.drain_inbound(bits);
+            let polled = self.poll_some_inbound();
+            let taken = self.take_doorbell();
+            if polled | taken != 0 {
+                self.drain_inbound(polled, taken);
             }
             match turn {
                 Turn::More => self.ready.borrow_mut().push_back(slot),
@@ -889,8 +899,9 @@ impl ShardLocal {
         }
         // The rings and the bounded injection lane are polled, not announced (see the module
         // docs); the doorbell names the rest.
-        let bits = self.poll_inbound() | self.take_doorbell();
-        let mut work = bits != 0 && self.drain_inbound(bits);
+        let polled = self.poll_inbound();
+        let taken = self.take_doorbell();
+        let mut work = polled | taken != 0 && self.drain_inbound(polled, taken);
         work |= self.drain_local();
         work |= self.fire_timers();
         work |= self.run_ready();
@@ -1133,8 +1144,9 @@ impl ShardLocal {
 
     /// Discards whatever arrives (shutdown phases 2 and 3).
     pub(crate) fn drain_discarding(&self) -> bool {
-        let bits = self.shared.doorbell.take();
-        let mut any = self.drain_inbound(bits | all_peer_bits(self.peers.len()));
+        // Every source, as if announced (`INJECT` included: the lanes' last drains fence).
+        let taken = self.shared.doorbell.take() | all_peer_bits(self.peers.len());
+        let mut any = self.drain_inbound(0, taken);
         any |= self.drain_local();
         self.flush();
         any
