@@ -107,19 +107,23 @@ impl<A: Actor> Vt<A> {
         }
     }
 
-    fn deliver_user(shard: &ShardLocal, env: Envelope) {
+    fn deliver_user(shard: &ShardLocal, mut env: Envelope) {
         let (slot, generation) = (env.slot, env.generation);
-        let refused = shard.push_typed::<ActorCell<A>, _>(slot, generation, env, |cell, env| {
-            if !cell.accepting() {
-                return Err(env);
-            }
-            let stamp = env.stamp;
-            // SAFETY: `Vt::<A>::USER` is attached only by `Vt::<A>::user`, which erased an
-            // `A::Msg`.
-            cell.push(unsafe { env.msg.take::<A::Msg>() }, stamp);
-            Ok(())
-        });
-        let Err(env) = refused else { return };
+        // The envelope is lent, not moved: the message is taken out of it in place, and an
+        // envelope refused comes back whole for the slow path below.
+        let refused =
+            shard.push_typed::<ActorCell<A>, _>(slot, generation, &mut env, |cell, env| {
+                if !cell.accepting() {
+                    return Err(env);
+                }
+                // SAFETY: `Vt::<A>::USER` is attached only by `Vt::<A>::user`, which erased an
+                // `A::Msg`; the message is taken once, here, since it is delivered once.
+                cell.push(unsafe { env.msg.take_in_place::<A::Msg>() }, env.stamp);
+                Ok(())
+            });
+        if refused.is_ok() {
+            return;
+        }
         // The actor moved to another shard (work stealing): forward.
         let Some(env) = shard.forward_moved(env) else {
             return;
