@@ -14,7 +14,9 @@
 //!   `mpsc::channel(1024)` between two tasks of a 2-worker multi-thread runtime.
 //! * `cross_shard_ping_pong`: round trips between an actor on shard 0 and one on shard 1, one
 //!   message in flight. Baselines: two pinned threads over two `bounded(1)` channels; two tokio
-//!   tasks over two `mpsc::channel(1)` on a 2-worker runtime.
+//!   tasks over two `mpsc::channel(1)` on a 2-worker runtime; and the hardware floor, two
+//!   threads pinned to CPUs 0 and 1 bouncing one cache line (no queue at all), which bounds
+//!   what any runtime whose messages cross cores can reach.
 //! * `outside_tell`: a non-runtime thread `tell`s a sink actor (injection queue, 1-shard
 //!   runtime) then fences with an `ask`. Baseline: a `bounded(4096)` crossbeam channel (the
 //!   mailbox bound) to a thread pinned where the shard is (CPU 0); the sending thread is pinned
@@ -295,6 +297,104 @@ impl Drop for CbPingPong {
     }
 }
 
+/// The hardware-floor baseline. It runs outside the runtime, on plain std atomics (the loom shim
+/// is for the runtime's own code).
+mod line_bounce {
+    #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+
+    use crate::common;
+    use crossbeam_channel::{Receiver, Sender, bounded};
+    use crossbeam_utils::CachePadded;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::thread::JoinHandle;
+
+    /// The hardware floor of a cross-core round trip: thread A (CPU 0) and thread B (CPU 1) pass
+    /// one counter back and forth in a single cache line, each spinning on it (A writes an odd value,
+    /// B answers with the next even one). No queue, no runtime: two transfers of one line per round
+    /// trip. Any design whose messages really cross cores pays at least this.
+    pub(crate) struct LineBounce {
+        start: Option<Sender<u64>>,
+        done: Receiver<u64>,
+        line: Arc<CachePadded<AtomicU64>>,
+        threads: Vec<JoinHandle<()>>,
+    }
+
+    /// Written into the line to make B return.
+    const LINE_STOP: u64 = u64::MAX;
+
+    impl LineBounce {
+        pub(crate) fn new() -> Self {
+            let (start_tx, start_rx) = bounded::<u64>(1);
+            let (done_tx, done_rx) = bounded::<u64>(1);
+            let line = Arc::new(CachePadded::new(AtomicU64::new(0)));
+            let a_line = line.clone();
+            let a = common::spawn_pinned("line-a", 0, move || {
+                let mut v = 0u64;
+                while let Ok(n) = start_rx.recv() {
+                    for _ in 0..n {
+                        a_line.store(v + 1, Ordering::Release);
+                        while a_line.load(Ordering::Acquire) != v + 2 {
+                            std::hint::spin_loop();
+                        }
+                        v += 2;
+                    }
+                    if done_tx.send(n).is_err() {
+                        return;
+                    }
+                }
+            });
+            let b_line = line.clone();
+            let b = common::spawn_pinned("line-b", 1, move || {
+                loop {
+                    let v = b_line.load(Ordering::Acquire);
+                    if v == LINE_STOP {
+                        return;
+                    }
+                    if v % 2 == 1 {
+                        b_line.store(v + 1, Ordering::Release);
+                    } else {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+            LineBounce {
+                start: Some(start_tx),
+                done: done_rx,
+                line,
+                threads: vec![a, b],
+            }
+        }
+
+        pub(crate) fn run(&self, n: u64) {
+            self.start
+                .as_ref()
+                .expect("running")
+                .send(n)
+                .expect("start");
+            assert_eq!(self.done.recv().expect("done"), n);
+        }
+    }
+
+    impl Drop for LineBounce {
+        fn drop(&mut self) {
+            // A is idle (between runs, blocked on `start`): closing `start` ends it, and B sees the
+            // stop value once A no longer writes.
+            self.start = None;
+            let mut threads = self.threads.drain(..);
+            if let Some(a) = threads.next() {
+                a.join().expect("line thread a");
+            }
+            self.line.store(LINE_STOP, Ordering::Release);
+            for t in threads {
+                t.join().expect("line thread b");
+            }
+        }
+    }
+}
+
+use line_bounce::LineBounce;
+
 /// A consumer thread pinned to CPU 0 fed by whoever holds `tx` (the bench's main thread).
 struct CbSink {
     tx: Option<Sender<u64>>,
@@ -522,6 +622,12 @@ fn cross_shard_ping_pong(c: &mut Criterion) {
         b.iter_custom(|iters| timed(iters, || tokio_ping_pong(&trt, PING_N)))
     });
     drop(trt);
+
+    let floor = LineBounce::new();
+    g.bench_function("cache_line_floor_pinned", |b| {
+        b.iter_custom(|iters| timed(iters, || floor.run(PING_N)))
+    });
+    drop(floor);
     g.finish();
 }
 
