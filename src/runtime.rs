@@ -184,13 +184,19 @@ impl Builder {
         self
     }
 
+    /// Capacity of each SPSC ring between two shards (power of two; default: sized from the
+    /// shard count by [`config::default_ring_capacity`](crate::config::default_ring_capacity),
+    /// 16384 up to 8 shards).
+    pub fn ring_capacity(mut self, value: usize) -> Self {
+        self.config.shard.ring_capacity = Some(value);
+        self
+    }
+
     shard_setters! {
-        /// Capacity of each SPSC ring between two shards (power of two; default 1024).
-        ring_capacity: usize => ring_capacity,
         /// Per-actor bound on queued user messages (default 4096).
         mailbox_capacity: usize => mailbox_capacity,
         /// Envelopes in the bounded injection lane of outside threads (power of two; default
-        /// 1024).
+        /// 8192).
         inject_capacity: usize => inject_capacity,
         /// Messages one actor may handle per turn before the others run (default 16).
         batch_budget: usize => batch_budget,

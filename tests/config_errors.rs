@@ -11,8 +11,9 @@ use std::error::Error as _;
 use std::time::Duration;
 
 use coreactor::config::{
-    Config, ConfigError, ConfigErrorKind, DEFAULT_BATCH_BUDGET, DEFAULT_RING_CAPACITY, Placement,
-    ResolvedShard, ShardConfig, StealConfig,
+    Config, ConfigError, ConfigErrorKind, DEFAULT_BATCH_BUDGET, DEFAULT_INJECT_CAPACITY,
+    DEFAULT_RING_CAPACITY, Placement, ResolvedShard, ShardConfig, StealConfig,
+    default_ring_capacity,
 };
 
 const TWO_CPUS: &[usize] = &[0, 1];
@@ -135,7 +136,7 @@ fn ring_not_power_of_two() {
 #[test]
 fn ring_not_power_of_two_in_code() {
     let mut config = Config::new();
-    config.shard.ring_capacity = 3000;
+    config.shard.ring_capacity = Some(3000);
     let err = config.resolve_with_cpus(TWO_CPUS).unwrap_err();
     assert_eq!(err.field(), "shard.ring_capacity");
     assert!(matches!(
@@ -189,7 +190,7 @@ fn inject_capacity_must_be_a_power_of_two() {
     let config = Config::from_toml_str("shards = 2\n[shard.0]\ninject_capacity = 64").unwrap();
     let resolved = config.resolve_with_cpus(TWO_CPUS).unwrap();
     assert_eq!(resolved[0].inject_capacity, 64);
-    assert_eq!(resolved[1].inject_capacity, 1024);
+    assert_eq!(resolved[1].inject_capacity, DEFAULT_INJECT_CAPACITY);
 }
 
 #[cfg(feature = "toml")]
@@ -500,7 +501,7 @@ fn default_shard(id: usize, cpu: usize) -> ResolvedShard {
     ResolvedShard {
         id,
         cpu: Some(cpu),
-        ring_capacity: d.ring_capacity,
+        ring_capacity: d.ring_capacity.unwrap_or(default_ring_capacity(2)),
         mailbox_capacity: d.mailbox_capacity,
         inject_capacity: d.inject_capacity,
         batch_budget: d.batch_budget,

@@ -73,8 +73,48 @@ use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrorKind};
 
-/// Default capacity of each inbound SPSC ring between two shards, in messages: `1024`.
-pub const DEFAULT_RING_CAPACITY: usize = 1024;
+/// Largest default capacity of an inbound SPSC ring between two shards, in messages: `16384`,
+/// what a runtime of up to 8 shards gets (see [`default_ring_capacity`]).
+///
+/// Chosen from the flood benchmarks (`docs/benchmarks.md`, session 8): a cross-shard flood ran
+/// at about 19 M msgs/s with 1024-slot rings and at 29–41 M with 16384 on the reference
+/// machine, where a ring that fits in the receiving core's L2 cache (1 MiB) leaves its lines
+/// there for the sender to take back on every lap.
+pub const DEFAULT_RING_CAPACITY: usize = 16384;
+/// Smallest default ring capacity, however many shards: `1024`.
+pub const MIN_DEFAULT_RING_CAPACITY: usize = 1024;
+/// Address space the default ring capacity lets all rings of a runtime take together:
+/// 256 MiB (see [`default_ring_capacity`]).
+pub const DEFAULT_RING_MEMORY: usize = 256 << 20;
+/// Bytes one ring slot takes: the 96-byte envelope and its 8-byte stamp.
+pub const RING_SLOT_BYTES: usize = 104;
+
+/// The ring capacity a runtime of `shards` shards gets when none is configured: the largest
+/// power of two up to [`DEFAULT_RING_CAPACITY`] with which its `shards × (shards − 1)` rings take
+/// at most [`DEFAULT_RING_MEMORY`] of address space, and never below
+/// [`MIN_DEFAULT_RING_CAPACITY`]. So a small runtime gets long rings (floods between shards run
+/// faster, see [`DEFAULT_RING_CAPACITY`]) while ring memory, which grows with the square of the
+/// shard count, stays bounded on large machines. A ring's pages become resident only as far as
+/// traffic has reached into it.
+///
+/// # Examples
+///
+/// ```
+/// use coreactor::config::default_ring_capacity;
+///
+/// assert_eq!(default_ring_capacity(2), 16384);
+/// assert_eq!(default_ring_capacity(16), 8192);
+/// assert_eq!(default_ring_capacity(32), 2048);
+/// assert_eq!(default_ring_capacity(64), 1024);
+/// ```
+#[must_use]
+pub fn default_ring_capacity(shards: usize) -> usize {
+    let rings = shards.saturating_mul(shards.saturating_sub(1)).max(1);
+    let fit = DEFAULT_RING_MEMORY / rings.saturating_mul(RING_SLOT_BYTES);
+    // The largest power of two not above `fit` (0 when nothing fits: the floor applies).
+    let pow = if fit == 0 { 0 } else { 1 << fit.ilog2() };
+    pow.clamp(MIN_DEFAULT_RING_CAPACITY, DEFAULT_RING_CAPACITY)
+}
 /// Default bound of each actor's user-message mailbox, in messages: `4096`.
 pub const DEFAULT_MAILBOX_CAPACITY: usize = 4096;
 /// Default number of messages one actor may handle per turn before the shard moves on: `16`.
@@ -85,8 +125,14 @@ pub const DEFAULT_MAILBOX_CAPACITY: usize = 4096;
 pub const DEFAULT_BATCH_BUDGET: usize = 16;
 /// Default time an idle shard spins before it parks: 50 µs.
 pub const DEFAULT_SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
-/// Default number of envelopes in a shard's bounded injection lane (outside threads): `1024`.
-pub const DEFAULT_INJECT_CAPACITY: usize = 1024;
+/// Default number of envelopes in a shard's bounded injection lane (outside threads): `8192`
+/// (1 MiB per shard: a slot is a 128-byte line pair).
+///
+/// Chosen from the fork-join benchmark (`docs/benchmarks.md`, session 8): one outside thread
+/// feeding 60 actors ran at about 14 M msgs/s with a 1024-slot lane and 18–20 M with 4096–8192
+/// on the reference machine; as with the rings, a short lane's lines are still in the
+/// shard's cache when the pushers come back to them.
+pub const DEFAULT_INJECT_CAPACITY: usize = 8192;
 /// Default time an idle shard spins before it starts yielding its CPU between polls: 5 µs.
 ///
 /// Chosen from the peer comparison (`docs/benchmarks.md`, session 4): with more runnable threads
@@ -155,7 +201,7 @@ mod limits {
 ///
 /// let mut config = Config::new();
 /// config.shards = Some(3);
-/// config.shard.ring_capacity = 4096;
+/// config.shard.ring_capacity = Some(4096);
 /// config.overrides.entry(2).or_default().steal.may_steal = Some(false);
 ///
 /// let shards = config.resolve_with_cpus(&[0, 1, 2, 3])?;
@@ -230,8 +276,9 @@ pub struct ShardConfig {
     /// Default `None`. Must be an available CPU. TOML `cpu`.
     pub cpu: Option<usize>,
     /// Capacity, in messages, of each inbound SPSC ring from another shard; a power of two in
-    /// `2..=1048576`, default [`DEFAULT_RING_CAPACITY`]. TOML `ring_capacity`.
-    pub ring_capacity: usize,
+    /// `2..=1048576`. Default `None`: sized from the shard count by [`default_ring_capacity`]
+    /// (16384 up to 8 shards, down to 1024 from 64). TOML `ring_capacity`.
+    pub ring_capacity: Option<usize>,
     /// Per-actor bound on queued user messages, `1..=16777216`; a send beyond it reports a full
     /// mailbox. Default [`DEFAULT_MAILBOX_CAPACITY`]. TOML `mailbox_capacity`.
     pub mailbox_capacity: usize,
@@ -268,7 +315,7 @@ impl Default for ShardConfig {
     fn default() -> Self {
         Self {
             cpu: None,
-            ring_capacity: DEFAULT_RING_CAPACITY,
+            ring_capacity: None,
             mailbox_capacity: DEFAULT_MAILBOX_CAPACITY,
             inject_capacity: DEFAULT_INJECT_CAPACITY,
             batch_budget: DEFAULT_BATCH_BUDGET,
@@ -299,7 +346,7 @@ impl ShardConfig {
     /// shard.apply(&patch);
     /// assert_eq!(shard.batch_budget, 8);
     /// assert!(!shard.steal.may_steal);
-    /// assert_eq!(shard.ring_capacity, 1024);
+    /// assert_eq!(shard.ring_capacity, None); // not set: sized from the shard count
     /// ```
     pub fn apply(&mut self, patch: &ShardOverride) {
         fn set<T: Copy>(field: &mut T, patch: Option<T>) {
@@ -310,7 +357,9 @@ impl ShardConfig {
         if patch.cpu.is_some() {
             self.cpu = patch.cpu;
         }
-        set(&mut self.ring_capacity, patch.ring_capacity);
+        if patch.ring_capacity.is_some() {
+            self.ring_capacity = patch.ring_capacity;
+        }
         set(&mut self.mailbox_capacity, patch.mailbox_capacity);
         set(&mut self.inject_capacity, patch.inject_capacity);
         set(&mut self.batch_budget, patch.batch_budget);
@@ -807,7 +856,9 @@ impl Config {
                 Ok(ResolvedShard {
                     id,
                     cpu,
-                    ring_capacity: shard.ring_capacity,
+                    ring_capacity: shard
+                        .ring_capacity
+                        .unwrap_or_else(|| default_ring_capacity(count)),
                     mailbox_capacity: shard.mailbox_capacity,
                     inject_capacity: shard.inject_capacity,
                     batch_budget: shard.batch_budget,
@@ -1144,11 +1195,11 @@ impl ShardKey {
         }
     }
 
-    /// The knob's value in `shard`; `None` only for an unset CPU.
+    /// The knob's value in `shard`; `None` only for an unset CPU or ring capacity.
     fn get(self, shard: &ShardConfig) -> Option<Value> {
         Some(match self {
             Self::Cpu => return shard.cpu.map(Value::Count),
-            Self::RingCapacity => Value::Count(shard.ring_capacity),
+            Self::RingCapacity => return shard.ring_capacity.map(Value::Count),
             Self::MailboxCapacity => Value::Count(shard.mailbox_capacity),
             Self::InjectCapacity => Value::Count(shard.inject_capacity),
             Self::BatchBudget => Value::Count(shard.batch_budget),
@@ -1340,7 +1391,7 @@ mod tests {
         assert_eq!(config.shutdown_timeout, Duration::from_secs(5));
         let shard = &config.shard;
         assert_eq!(shard.cpu, None);
-        assert_eq!(shard.ring_capacity, 1024);
+        assert_eq!(shard.ring_capacity, None);
         assert_eq!(shard.mailbox_capacity, 4096);
         assert_eq!(shard.batch_budget, 16);
         assert_eq!(shard.spin_before_park, Duration::from_micros(50));
@@ -1493,7 +1544,62 @@ mod tests {
             shard.steal.backlog_threshold,
             DEFAULT_STEAL_BACKLOG_THRESHOLD
         );
-        assert_eq!(shard.ring_capacity, DEFAULT_RING_CAPACITY);
+        assert_eq!(shard.ring_capacity, None);
+    }
+
+    #[test]
+    fn default_ring_capacity_bounds_ring_memory() {
+        let memory = |shards: usize| shards * (shards - 1) * default_ring_capacity(shards) * 104;
+        assert_eq!(default_ring_capacity(1), DEFAULT_RING_CAPACITY);
+        for shards in 2..=8 {
+            assert_eq!(
+                default_ring_capacity(shards),
+                DEFAULT_RING_CAPACITY,
+                "{shards}"
+            );
+        }
+        let mut previous = DEFAULT_RING_CAPACITY;
+        for shards in 2..=1024 {
+            let cap = default_ring_capacity(shards);
+            assert!(cap.is_power_of_two(), "{shards}: {cap}");
+            assert!(cap <= previous, "{shards}: grows from {previous} to {cap}");
+            assert!(cap >= MIN_DEFAULT_RING_CAPACITY);
+            // Within the budget unless the floor applies.
+            assert!(
+                cap == MIN_DEFAULT_RING_CAPACITY || memory(shards) <= DEFAULT_RING_MEMORY,
+                "{shards}: {cap}"
+            );
+            // And the largest power of two that is: doubling it would not fit.
+            assert!(cap == DEFAULT_RING_CAPACITY || 2 * memory(shards) > DEFAULT_RING_MEMORY);
+            previous = cap;
+        }
+        assert_eq!(default_ring_capacity(usize::MAX), MIN_DEFAULT_RING_CAPACITY);
+    }
+
+    #[test]
+    fn unset_ring_capacity_resolves_from_the_shard_count() {
+        for (shards, expected) in [(1, 16384), (2, 16384), (16, 8192), (32, 2048)] {
+            let config = Config {
+                shards: Some(shards),
+                placement: Placement::Unpinned,
+                ..Config::default()
+            };
+            let resolved = config.resolve().expect("valid");
+            assert!(
+                resolved.iter().all(|s| s.ring_capacity == expected),
+                "{shards}"
+            );
+        }
+        let mut config = Config {
+            shards: Some(32),
+            placement: Placement::Unpinned,
+            ..Config::default()
+        };
+        config.shard.ring_capacity = Some(64);
+        config.overrides.entry(1).or_default().ring_capacity = Some(128);
+        let resolved = config.resolve().expect("valid");
+        assert_eq!(resolved[0].ring_capacity, 64);
+        assert_eq!(resolved[1].ring_capacity, 128);
     }
 
     #[test]

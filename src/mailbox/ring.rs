@@ -151,6 +151,12 @@ fn ring_starting_at<T>(capacity: usize, start: usize) -> (Producer<T>, Consumer<
     endpoints(slots, start)
 }
 
+/// Bytes one slot of a ring of `T` takes (its stamp and the value, padded to alignment).
+#[cfg_attr(not(test), allow(dead_code))] // checked against `config::RING_SLOT_BYTES` in tests
+pub(crate) const fn slot_bytes<T>() -> usize {
+    std::mem::size_of::<Slot<T>>()
+}
+
 /// `capacity` unpublished slots of a ring whose positions start at 0, all-zero: stamp 0 is
 /// never `p + 1` for a position `p` of the first lap (`p < capacity`), and later laps find the
 /// stamps `publish` wrote. Allocated zeroed, so the pages of a ring that is never used are

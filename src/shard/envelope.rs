@@ -103,3 +103,23 @@ impl Envelope {
         }
     }
 }
+
+#[cfg(all(test, not(coreactor_loom)))]
+mod tests {
+    use super::Envelope;
+
+    /// The ring memory the configuration budgets for (`config::default_ring_capacity`) is the
+    /// real slot size of a release build (debug builds add the payload's `TypeId`).
+    #[test]
+    fn ring_slot_size_is_what_the_config_budgets() {
+        let debug_extra = if cfg!(debug_assertions) {
+            std::mem::size_of::<std::any::TypeId>()
+        } else {
+            0
+        };
+        assert_eq!(
+            crate::mailbox::ring::slot_bytes::<Envelope>(),
+            crate::config::RING_SLOT_BYTES + debug_extra
+        );
+    }
+}
