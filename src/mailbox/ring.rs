@@ -151,6 +151,12 @@ fn ring_starting_at<T>(capacity: usize, start: usize) -> (Producer<T>, Consumer<
     endpoints(slots, start)
 }
 
+/// How many values a long [`Consumer::drain`] pops between two releases. Released only at the
+/// end, a drain of a whole 16384-slot ring kept the space it freed from the producer for the
+/// ~400 µs the drain took, and the producer, finding the ring full, overflowed for most of a
+/// flood (`docs/benchmarks.md`, session 8). One Release store per this many values.
+pub const RELEASE_EVERY: usize = 256;
+
 /// Bytes one slot of a ring of `T` takes (its stamp and the value, padded to alignment).
 #[cfg_attr(not(test), allow(dead_code))] // checked against `config::RING_SLOT_BYTES` in tests
 pub(crate) const fn slot_bytes<T>() -> usize {
@@ -511,7 +517,8 @@ impl<T> Consumer<T> {
         self.shared.waiting.load(Ordering::Relaxed)
     }
 
-    /// Pops up to `max` values into `f`, then releases once. Returns how many were popped.
+    /// Pops up to `max` values into `f`, releasing every [`RELEASE_EVERY`] values and once at
+    /// the end. Returns how many were popped.
     ///
     /// If `f` panics, the values already popped stay popped and are released when the consumer
     /// is dropped or released next.
@@ -522,6 +529,9 @@ impl<T> Consumer<T> {
             let Some(value) = self.pop() else { break };
             count += 1;
             f(value);
+            if count % RELEASE_EVERY == 0 {
+                self.release();
+            }
         }
         self.release();
         count
@@ -756,6 +766,30 @@ mod tests {
         tx.publish();
         assert_eq!(rx.drain(1, |v| assert_eq!(v, 3)), 1);
         tx.try_push(5).unwrap();
+    }
+
+    #[test]
+    fn a_long_drain_frees_space_while_it_runs() {
+        let capacity = 2 * RELEASE_EVERY;
+        let (mut tx, mut rx) = ring(capacity);
+        for i in 0..capacity {
+            tx.try_push(i).unwrap();
+        }
+        tx.publish();
+        let mut pushed_during = 0;
+        let n = rx.drain(capacity, |v| {
+            // The producer is the other end of the ring, free to run while the consumer drains.
+            if v == RELEASE_EVERY - 1 {
+                assert_eq!(tx.try_push(usize::MAX), Err(usize::MAX), "nothing released yet");
+            }
+            if v == RELEASE_EVERY {
+                tx.try_push(capacity + v).expect("the first RELEASE_EVERY slots are free");
+                pushed_during += 1;
+            }
+        });
+        assert_eq!((n, pushed_during), (capacity, 1));
+        tx.publish();
+        assert_eq!(rx.pop(), Some(capacity + RELEASE_EVERY));
     }
 
     #[test]

@@ -232,6 +232,19 @@ pub(crate) struct ShardLocal {
 /// retries (nothing wakes it when the peer frees space).
 const BACKLOG_RETRY: Duration = Duration::from_micros(200);
 
+/// Most envelopes a shard writes into a ring before it publishes them mid-turn (a quarter of
+/// the ring if that is less). Tied to the ring's length it was 4096 with the 16384-slot default
+/// rings, and a receiver that had caught up idled for ~135 µs between publications during a
+/// flood, long enough to park: 100–260 parks, and as many wake-up syscalls, per 4 M messages
+/// (`docs/benchmarks.md`, session 8).
+const PUBLISH_BATCH_MAX: usize = 256;
+
+/// While a ring's overflow buffer is not empty, how many envelopes a shard adds to it between
+/// two attempts to move its oldest ones into the ring. One read of the receiver's index per
+/// attempt; with an attempt only every `publish_batch` envelopes the sender stayed in overflow
+/// mode (three copies per message instead of one) for most of a long flood.
+const REFILL_EVERY: usize = 64;
+
 /// Inbound rings a shard polls between two turns (`poll_some_inbound`); every loop iteration
 /// polls them all.
 const POLL_PER_TURN: usize = 8;
@@ -262,7 +275,7 @@ impl ShardLocal {
                 p.map(|producer| {
                     // A power of two (ring capacities are), so `send_remote` tests a multiple
                     // of it with a mask.
-                    let publish_batch = (producer.capacity() / 4).max(1);
+                    let publish_batch = (producer.capacity() / 4).clamp(1, PUBLISH_BATCH_MAX);
                     debug_assert!(publish_batch.is_power_of_two());
                     OutLane {
                         producer,
@@ -582,12 +595,14 @@ impl ShardLocal {
             } else {
                 lane.overflow.push_back(env);
                 self.shared.counters.bump_ring_overflow();
-                // A flood longer than the ring: every `publish_batch` overflowed envelopes, move
-                // the oldest ones into whatever ring space the consumer freed meanwhile (in
-                // order: the overflow is drained front first and nothing bypasses it), so the
-                // consumer is never starved until the sender's turn ends. One read of the
-                // consumer's index per batch, not per message.
-                lane.overflow.len() & (lane.publish_batch - 1) == 0 && lane.refill()
+                // A flood longer than the ring: every `REFILL_EVERY` overflowed envelopes (or
+                // `publish_batch`, if less), move the oldest ones into whatever ring space the
+                // consumer freed meanwhile (in order: the overflow is drained front first and
+                // nothing bypasses it), so the consumer is never starved until the sender's turn
+                // ends and the overflow empties as soon as the consumer keeps up. One read of
+                // the consumer's index per attempt, not per message.
+                lane.overflow.len() & (lane.publish_batch.min(REFILL_EVERY) - 1) == 0
+                    && lane.refill()
             }
         };
         if publish {
