@@ -780,10 +780,15 @@ mod tests {
         let n = rx.drain(capacity, |v| {
             // The producer is the other end of the ring, free to run while the consumer drains.
             if v == RELEASE_EVERY - 1 {
-                assert_eq!(tx.try_push(usize::MAX), Err(usize::MAX), "nothing released yet");
+                assert_eq!(
+                    tx.try_push(usize::MAX),
+                    Err(usize::MAX),
+                    "nothing released yet"
+                );
             }
             if v == RELEASE_EVERY {
-                tx.try_push(capacity + v).expect("the first RELEASE_EVERY slots are free");
+                tx.try_push(capacity + v)
+                    .expect("the first RELEASE_EVERY slots are free");
                 pushed_during += 1;
             }
         });

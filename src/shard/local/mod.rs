@@ -575,7 +575,7 @@ impl ShardLocal {
             }
             if lane.overflow.is_empty() {
                 match lane.producer.try_push(env) {
-                    // Publish mid-turn once a quarter of the ring is waiting, so the consumer
+                    // Publish mid-turn once `publish_batch` envelopes wait, so the consumer
                     // can start while this shard keeps producing.
                     Ok(()) => {
                         lane.producer.unpublished() >= lane.publish_batch && lane.producer.publish()
