@@ -222,12 +222,7 @@ impl CbStream {
     }
 
     fn run(&self, n: u64) {
-        self.start
-            .as_ref()
-            .expect("running")
-            .send(n)
-            .expect("start");
-        assert_eq!(self.done.recv().expect("done"), n);
+        run_to_done(self.start.as_ref(), &self.done, n);
     }
 }
 
@@ -238,6 +233,13 @@ impl Drop for CbStream {
             t.join().expect("baseline thread");
         }
     }
+}
+
+/// Starts one run of `n` messages of a baseline whose threads wait on `start` and answer the
+/// count on `done`, and waits for that answer.
+fn run_to_done(start: Option<&Sender<u64>>, done: &Receiver<u64>, n: u64) {
+    start.expect("running").send(n).expect("start");
+    assert_eq!(done.recv().expect("done"), n);
 }
 
 /// Thread A (CPU 0) and thread B (CPU 1) ping-ponging over two `bounded(1)` channels.
@@ -279,12 +281,7 @@ impl CbPingPong {
     }
 
     fn run(&self, n: u64) {
-        self.start
-            .as_ref()
-            .expect("running")
-            .send(n)
-            .expect("start");
-        assert_eq!(self.done.recv().expect("done"), n);
+        run_to_done(self.start.as_ref(), &self.done, n);
     }
 }
 
@@ -367,12 +364,7 @@ mod line_bounce {
         }
 
         pub(crate) fn run(&self, n: u64) {
-            self.start
-                .as_ref()
-                .expect("running")
-                .send(n)
-                .expect("start");
-            assert_eq!(self.done.recv().expect("done"), n);
+            crate::run_to_done(self.start.as_ref(), &self.done, n);
         }
     }
 
