@@ -86,7 +86,8 @@ pub const MIN_DEFAULT_RING_CAPACITY: usize = 1024;
 /// Address space the default ring capacity lets all rings of a runtime take together:
 /// 256 MiB (see [`default_ring_capacity`]).
 pub const DEFAULT_RING_MEMORY: usize = 256 << 20;
-/// Bytes one ring slot takes: the 96-byte envelope and its 8-byte stamp.
+/// Bytes one ring slot takes in a release build: the 96-byte envelope and its 8-byte stamp
+/// (what [`default_ring_capacity`] budgets with).
 pub const RING_SLOT_BYTES: usize = 104;
 
 /// The ring capacity a runtime of `shards` shards gets when none is configured: the largest
@@ -1549,7 +1550,8 @@ mod tests {
 
     #[test]
     fn default_ring_capacity_bounds_ring_memory() {
-        let memory = |shards: usize| shards * (shards - 1) * default_ring_capacity(shards) * 104;
+        let memory =
+            |shards: usize| shards * (shards - 1) * default_ring_capacity(shards) * RING_SLOT_BYTES;
         assert_eq!(default_ring_capacity(1), DEFAULT_RING_CAPACITY);
         for shards in 2..=8 {
             assert_eq!(
