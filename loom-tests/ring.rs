@@ -104,7 +104,7 @@ fn full_and_empty() {
         });
         push_blocking(&mut tx, 2);
         tx.publish();
-        let mut rx = consumer.join().unwrap();
+        let rx = consumer.join().unwrap();
         assert!(rx.is_empty());
     });
 }

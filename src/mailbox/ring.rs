@@ -541,12 +541,10 @@ impl<T> Consumer<T> {
     /// seen.
     #[inline]
     #[cfg_attr(not(test), allow(dead_code))] // used by tests and the loom models
-    pub fn is_empty(&mut self) -> bool {
+    pub fn is_empty(&self) -> bool {
         !self.is_ready()
     }
 
-    /// Number of published values not yet popped, as of a relaxed read of the shared tail.
-    ///
     /// The ring's capacity.
     #[inline]
     #[must_use]
@@ -554,6 +552,8 @@ impl<T> Consumer<T> {
         self.shared.mask + 1
     }
 
+    /// Number of published values not yet popped, as of a relaxed read of the shared tail.
+    ///
     /// Only a hint: the producer may publish more at any moment.
     #[inline]
     #[must_use]

@@ -738,6 +738,14 @@ impl ShardLocal {
         any
     }
 
+    /// Takes in what arrived: the polled sources found holding work (`polled`) and those the
+    /// doorbell names. True if anything was delivered.
+    #[inline]
+    fn take_in(&self, polled: u64) -> bool {
+        let taken = self.take_doorbell();
+        polled | taken != 0 && self.drain_inbound(polled, taken)
+    }
+
     /// Takes the doorbell's work bits, with a plain load first: the RMW of `take` would pull
     /// the doorbell's line away from the producers even when no bit is set. A bit set just
     /// after the load is seen by the next iteration, the spin loop, or refuses `prepare_park`.
@@ -837,11 +845,7 @@ impl ShardLocal {
             // Take in what arrived during the turn (a reply, a request) before the next turn,
             // so it is queued behind at most the actors already waiting, not behind another
             // full round of them: with a busy actor on the shard this halves an ask's wait.
-            let polled = self.poll_some_inbound();
-            let taken = self.take_doorbell();
-            if polled | taken != 0 {
-                self.drain_inbound(polled, taken);
-            }
+            self.take_in(self.poll_some_inbound());
             match turn {
                 Turn::More => self.ready.borrow_mut().push_back(slot),
                 // Messages delivered by the drain above found the actor still marked scheduled
@@ -914,9 +918,7 @@ impl ShardLocal {
         }
         // The rings and the bounded injection lane are polled, not announced (see the module
         // docs); the doorbell names the rest.
-        let polled = self.poll_inbound();
-        let taken = self.take_doorbell();
-        let mut work = polled | taken != 0 && self.drain_inbound(polled, taken);
+        let mut work = self.take_in(self.poll_inbound());
         work |= self.drain_local();
         work |= self.fire_timers();
         work |= self.run_ready();
