@@ -205,6 +205,9 @@ impl Builder {
         /// How long of that spin is pure spinning before the shard yields its CPU between
         /// polls (default 5 µs).
         spin_before_yield: Duration => spin_before_yield,
+        /// How long the shard pauses polling its injection lane while outside threads stream
+        /// into it (default 2 µs; zero never pauses).
+        inject_pacing: Duration => inject_pacing,
         /// Resolution of the timer wheel (default 1 ms).
         timer_tick: Duration => timer_tick,
         /// I/O events taken per `epoll_wait` (default 256).
@@ -773,6 +776,7 @@ fn shard_main(
         batch_budget: r.batch_budget,
         spin_before_park: r.spin_before_park,
         spin_before_yield: r.spin_before_yield,
+        inject_pacing_ns: r.inject_pacing.as_nanos() as u64,
         tick_ns: (r.timer_tick.as_nanos() as u64).max(1),
         io_events: r.io_events,
     };

@@ -214,6 +214,7 @@ impl TestKit {
                     batch_budget,
                     spin_before_park: Duration::ZERO,
                     spin_before_yield: Duration::ZERO,
+                    inject_pacing_ns: 0,
                     tick_ns: (timer_tick.as_nanos() as u64).max(1),
                     io_events: 64,
                 };

@@ -195,6 +195,32 @@ fn inject_capacity_must_be_a_power_of_two() {
 
 #[cfg(feature = "toml")]
 #[test]
+fn inject_pacing_is_read_and_checked() {
+    let err = toml_err("[shard.1]\ninject_pacing_us = 1001");
+    assert_eq!(err.field(), "shard.1.inject_pacing_us");
+    assert!(matches!(
+        err.kind(),
+        ConfigErrorKind::OutOfRange {
+            value: 1001,
+            min: 0,
+            max: 1000
+        }
+    ));
+    let config = Config::from_toml_str(
+        "shards = 2\n[shard]\ninject_pacing_us = 0\n[shard.1]\ninject_pacing_us = 1000",
+    )
+    .unwrap();
+    let resolved = config.resolve_with_cpus(TWO_CPUS).unwrap();
+    assert_eq!(resolved[0].inject_pacing, Duration::ZERO);
+    assert_eq!(resolved[1].inject_pacing, Duration::from_millis(1));
+    assert_eq!(
+        ShardConfig::default().inject_pacing,
+        coreactor::config::DEFAULT_INJECT_PACING
+    );
+}
+
+#[cfg(feature = "toml")]
+#[test]
 fn spin_before_yield_is_read_and_checked() {
     let err = toml_err("[shard.1]\nspin_before_yield_us = 1000001");
     assert_eq!(err.field(), "shard.1.spin_before_yield_us");
@@ -507,6 +533,7 @@ fn default_shard(id: usize, cpu: usize) -> ResolvedShard {
         batch_budget: d.batch_budget,
         spin_before_park: d.spin_before_park,
         spin_before_yield: d.spin_before_yield,
+        inject_pacing: d.inject_pacing,
         timer_tick: d.timer_tick,
         io_events: d.io_events,
         max_actors: d.max_actors,

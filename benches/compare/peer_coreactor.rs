@@ -26,7 +26,12 @@ fn runtime(mailbox_capacity: Option<usize>) -> Runtime {
     if let Some(c) = mailbox_capacity {
         b = b.mailbox_capacity(c.clamp(1, 1 << 24));
     }
-    b.build().expect("coreactor runtime")
+    // `COREACTOR_*` variables tune the runtime for a run (`docs/config.md`), e.g.
+    // `COREACTOR_SHARD_INJECT_PACING_US=0` to compare without lane pacing.
+    b.from_env()
+        .expect("COREACTOR_* variables")
+        .build()
+        .expect("coreactor runtime")
 }
 
 fn shutdown(rt: Runtime) {

@@ -141,6 +141,14 @@ pub const DEFAULT_INJECT_CAPACITY: usize = 8192;
 /// producer's CPU and fork-join throughput was 1.3–1.7x lower; an answer that comes back within a
 /// few microseconds (ping-pong, asks between shards) still finds the shard spinning.
 pub const DEFAULT_SPIN_BEFORE_YIELD: Duration = Duration::from_micros(5);
+/// Default pause in polling the injection lane while outside senders stream into it: 2 µs.
+///
+/// Chosen from the fan-in benchmark (`docs/benchmarks.md`, session 9): a shard that polls the
+/// lane's next slot while a sender is writing it takes that slot's lines from the sender once a
+/// message; pausing the polls for 2 µs when it keeps finding only a few messages took two
+/// outside senders feeding one actor from ~13.7 M to ~17.8 M msgs/s on the reference machine.
+/// A lone message or ask never waits for it (see [`ShardConfig::inject_pacing`]).
+pub const DEFAULT_INJECT_PACING: Duration = Duration::from_micros(2);
 /// Default resolution of each shard's timer wheel: 1 ms.
 pub const DEFAULT_TIMER_TICK: Duration = Duration::from_millis(1);
 /// Default number of readiness events one `epoll_wait` call may return: `256`.
@@ -176,6 +184,8 @@ mod limits {
         (Duration::ZERO, Duration::from_secs(1));
     pub(super) const SPIN_BEFORE_YIELD: (Duration, Duration) =
         (Duration::ZERO, Duration::from_secs(1));
+    pub(super) const INJECT_PACING: (Duration, Duration) =
+        (Duration::ZERO, Duration::from_millis(1));
     pub(super) const TIMER_TICK: (Duration, Duration) =
         (Duration::from_micros(10), Duration::from_secs(1));
     pub(super) const IO_EVENTS: (usize, usize) = (1, 65536);
@@ -299,6 +309,16 @@ pub struct ShardConfig {
     /// above `spin_before_park` never yields; zero yields from the start. Default
     /// [`DEFAULT_SPIN_BEFORE_YIELD`]. TOML `spin_before_yield_us` (microseconds).
     pub spin_before_yield: Duration,
+    /// How long the shard stops polling its injection lane when outside threads stream into
+    /// it faster than one poll apart, at most 1 ms (zero never pauses). While the shard keeps
+    /// finding the lane holding work at consecutive polls and takes only a few messages each
+    /// time, it is reading each slot while its sender writes it, and the slot's lines move
+    /// between the two cores once a message; the pause lets the senders run ahead, and the
+    /// shard then takes what they wrote in one batch. A message that arrives alone (an ask, a
+    /// sporadic tell) never waits for it: only a stream starts a pause, and a shard about to
+    /// park always looks at the lane first. Costs a streamed message up to this much latency.
+    /// Default [`DEFAULT_INJECT_PACING`]. TOML `inject_pacing_us` (microseconds).
+    pub inject_pacing: Duration,
     /// Resolution of the shard's timer wheel, `10 µs..=1 s`; default [`DEFAULT_TIMER_TICK`].
     /// TOML `timer_tick_us` (microseconds).
     pub timer_tick: Duration,
@@ -322,6 +342,7 @@ impl Default for ShardConfig {
             batch_budget: DEFAULT_BATCH_BUDGET,
             spin_before_park: DEFAULT_SPIN_BEFORE_PARK,
             spin_before_yield: DEFAULT_SPIN_BEFORE_YIELD,
+            inject_pacing: DEFAULT_INJECT_PACING,
             timer_tick: DEFAULT_TIMER_TICK,
             io_events: DEFAULT_IO_EVENTS,
             max_actors: DEFAULT_MAX_ACTORS,
@@ -366,6 +387,7 @@ impl ShardConfig {
         set(&mut self.batch_budget, patch.batch_budget);
         set(&mut self.spin_before_park, patch.spin_before_park);
         set(&mut self.spin_before_yield, patch.spin_before_yield);
+        set(&mut self.inject_pacing, patch.inject_pacing);
         set(&mut self.timer_tick, patch.timer_tick);
         set(&mut self.io_events, patch.io_events);
         set(&mut self.max_actors, patch.max_actors);
@@ -438,6 +460,8 @@ pub struct ShardOverride {
     pub spin_before_park: Option<Duration>,
     /// See [`ShardConfig::spin_before_yield`].
     pub spin_before_yield: Option<Duration>,
+    /// See [`ShardConfig::inject_pacing`].
+    pub inject_pacing: Option<Duration>,
     /// See [`ShardConfig::timer_tick`].
     pub timer_tick: Option<Duration>,
     /// See [`ShardConfig::io_events`].
@@ -493,6 +517,8 @@ pub struct ResolvedShard {
     pub spin_before_park: Duration,
     /// See [`ShardConfig::spin_before_yield`].
     pub spin_before_yield: Duration,
+    /// See [`ShardConfig::inject_pacing`].
+    pub inject_pacing: Duration,
     /// See [`ShardConfig::timer_tick`].
     pub timer_tick: Duration,
     /// See [`ShardConfig::io_events`].
@@ -702,7 +728,7 @@ impl Config {
     ///
     /// `<KEY>` is the TOML key of `[shard]` in upper case, with steal keys prefixed `STEAL_`
     /// and durations in their TOML unit: `CPU`, `RING_CAPACITY`, `MAILBOX_CAPACITY`,
-    /// `INJECT_CAPACITY`, `BATCH_BUDGET`, `SPIN_BEFORE_PARK_US`, `SPIN_BEFORE_YIELD_US`, `TIMER_TICK_US`, `IO_EVENTS`, `MAX_ACTORS`,
+    /// `INJECT_CAPACITY`, `BATCH_BUDGET`, `SPIN_BEFORE_PARK_US`, `SPIN_BEFORE_YIELD_US`, `INJECT_PACING_US`, `TIMER_TICK_US`, `IO_EVENTS`, `MAX_ACTORS`,
     /// `STEAL_MAY_STEAL`, `STEAL_MAY_BE_STOLEN`, `STEAL_BACKLOG_THRESHOLD`, `STEAL_BATCH`,
     /// `STEAL_SEARCH_BEFORE_PARK_US`. Booleans are `true`/`false`/`1`/`0`.
     ///
@@ -865,6 +891,7 @@ impl Config {
                     batch_budget: shard.batch_budget,
                     spin_before_park: shard.spin_before_park,
                     spin_before_yield: shard.spin_before_yield,
+                    inject_pacing: shard.inject_pacing,
                     timer_tick: shard.timer_tick,
                     io_events: shard.io_events,
                     max_actors: shard.max_actors,
@@ -1030,6 +1057,7 @@ enum ShardKey {
     BatchBudget,
     SpinBeforePark,
     SpinBeforeYield,
+    InjectPacing,
     TimerTick,
     IoEvents,
     MaxActors,
@@ -1073,7 +1101,7 @@ enum Raw {
 }
 
 impl ShardKey {
-    const ALL: [Self; 15] = [
+    const ALL: [Self; 16] = [
         Self::Cpu,
         Self::RingCapacity,
         Self::MailboxCapacity,
@@ -1081,6 +1109,7 @@ impl ShardKey {
         Self::BatchBudget,
         Self::SpinBeforePark,
         Self::SpinBeforeYield,
+        Self::InjectPacing,
         Self::TimerTick,
         Self::IoEvents,
         Self::MaxActors,
@@ -1114,6 +1143,7 @@ impl ShardKey {
             Self::BatchBudget => "batch_budget",
             Self::SpinBeforePark => "spin_before_park_us",
             Self::SpinBeforeYield => "spin_before_yield_us",
+            Self::InjectPacing => "inject_pacing_us",
             Self::TimerTick => "timer_tick_us",
             Self::IoEvents => "io_events",
             Self::MaxActors => "max_actors",
@@ -1147,6 +1177,7 @@ impl ShardKey {
             Self::BatchBudget => "BATCH_BUDGET",
             Self::SpinBeforePark => "SPIN_BEFORE_PARK_US",
             Self::SpinBeforeYield => "SPIN_BEFORE_YIELD_US",
+            Self::InjectPacing => "INJECT_PACING_US",
             Self::TimerTick => "TIMER_TICK_US",
             Self::IoEvents => "IO_EVENTS",
             Self::MaxActors => "MAX_ACTORS",
@@ -1186,6 +1217,7 @@ impl ShardKey {
             Self::BatchBudget => count(limits::BATCH_BUDGET),
             Self::SpinBeforePark => micros(limits::SPIN_BEFORE_PARK),
             Self::SpinBeforeYield => micros(limits::SPIN_BEFORE_YIELD),
+            Self::InjectPacing => micros(limits::INJECT_PACING),
             Self::TimerTick => micros(limits::TIMER_TICK),
             Self::IoEvents => count(limits::IO_EVENTS),
             Self::MaxActors => count(limits::MAX_ACTORS),
@@ -1206,6 +1238,7 @@ impl ShardKey {
             Self::BatchBudget => Value::Count(shard.batch_budget),
             Self::SpinBeforePark => Value::Duration(shard.spin_before_park),
             Self::SpinBeforeYield => Value::Duration(shard.spin_before_yield),
+            Self::InjectPacing => Value::Duration(shard.inject_pacing),
             Self::TimerTick => Value::Duration(shard.timer_tick),
             Self::IoEvents => Value::Count(shard.io_events),
             Self::MaxActors => Value::Count(shard.max_actors),
@@ -1227,6 +1260,7 @@ impl ShardKey {
             Self::BatchBudget => patch.batch_budget.map(Value::Count),
             Self::SpinBeforePark => patch.spin_before_park.map(Value::Duration),
             Self::SpinBeforeYield => patch.spin_before_yield.map(Value::Duration),
+            Self::InjectPacing => patch.inject_pacing.map(Value::Duration),
             Self::TimerTick => patch.timer_tick.map(Value::Duration),
             Self::IoEvents => patch.io_events.map(Value::Count),
             Self::MaxActors => patch.max_actors.map(Value::Count),
@@ -1286,6 +1320,7 @@ impl ShardKey {
             (Self::BatchBudget, Value::Count(n)) => patch.batch_budget = Some(n),
             (Self::SpinBeforePark, Value::Duration(d)) => patch.spin_before_park = Some(d),
             (Self::SpinBeforeYield, Value::Duration(d)) => patch.spin_before_yield = Some(d),
+            (Self::InjectPacing, Value::Duration(d)) => patch.inject_pacing = Some(d),
             (Self::TimerTick, Value::Duration(d)) => patch.timer_tick = Some(d),
             (Self::IoEvents, Value::Count(n)) => patch.io_events = Some(n),
             (Self::MaxActors, Value::Count(n)) => patch.max_actors = Some(n),

@@ -90,6 +90,7 @@ impl ModelRuntime {
                     batch_budget,
                     spin_before_park: Duration::ZERO,
                     spin_before_yield: Duration::ZERO,
+                    inject_pacing_ns: 0,
                     tick_ns: 1_000_000,
                     io_events: 0,
                 },
