@@ -278,7 +278,8 @@ fn polled_ring_without_fence_is_caught() {
 /// wake-up is lost; no more wake-ups are paid than the shard announced sleep.
 fn polled_inject_lane() {
     let bell = Arc::new(Doorbell::new(LoomWake::new()));
-    let queue = Arc::new(ClosableQueue::<usize>::with_capacity(2));
+    // Value 1 takes two cells (`LaneRecord` for integers): four cells hold both.
+    let queue = Arc::new(ClosableQueue::<usize>::with_capacity(4));
     let pushers: Vec<_> = (0..2)
         .map(|value| {
             let bell = Arc::clone(&bell);

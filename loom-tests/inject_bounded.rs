@@ -6,7 +6,11 @@
 //! values come out in the order it pushed them, a push into a full queue gives its value back,
 //! and nothing is left behind.
 //!
-//! Models: (a) two pushers, two values each, one consumer; (a') one pusher, three values, two
+//! Values are records of one or two 64-byte cells (`LaneRecord`; in these models an odd value
+//! takes two cells, written to both and checked on the way out), so every model also checks
+//! that a record's second cell is published with its first.
+//!
+//! Models: (a) two pushers, two values each (one of them a two-cell record), one consumer; (a') one pusher, three values, two
 //! slots (the pusher retries while full); (b) one pusher and two concurrent poppers (after shutdown, late pushers drain the
 //! queue next to the shard); (c) the deliberately broken push whose `seq` store is `Relaxed`
 //! (`--cfg coreactor_loom_bug="inject_bounded"`): loom must report the unsynchronised read of
@@ -61,7 +65,8 @@ fn pop_n(queue: &BoundedInject<usize>, n: usize) -> Vec<usize> {
 #[cfg(not(coreactor_loom_bug = "inject_bounded"))]
 fn two_pushers_keep_their_order() {
     loom::model(|| {
-        let queue = Arc::new(BoundedInject::new(4));
+        // Six cells of records, eight cells: nobody waits for room (see (a')).
+        let queue = Arc::new(BoundedInject::new(8));
         let pushers: Vec<_> = [[10, 11], [20, 21]]
             .into_iter()
             .map(|values| {
@@ -90,8 +95,9 @@ fn two_pushers_keep_their_order() {
     });
 }
 
-/// (a') One pusher, three values, two slots: the pusher meets a full queue (and gets its
-/// value back) in some interleavings, the consumer an empty one; order and count hold. (With
+/// (a') One pusher, three values, two cells: the first and the last value take both cells (the
+/// last one wrapping from the second cell to the first), so the pusher meets a full queue (and
+/// gets its value back) in some interleavings, the consumer an empty one; order and count hold. (With
 /// two pushers and a consumer all waiting on each other loom's paths grow without bound, so
 /// the full queue is modelled with one pusher.)
 #[test]
@@ -117,8 +123,9 @@ fn a_full_queue_gives_the_value_back() {
 #[cfg(not(coreactor_loom_bug = "inject_bounded"))]
 fn two_poppers_take_each_value_once() {
     loom::model(|| {
-        // Room for every value: the poppers may both be gone before the pusher is done.
-        let queue = Arc::new(BoundedInject::new(4));
+        // Room for every value (five cells): the poppers may both be gone before the pusher is
+        // done.
+        let queue = Arc::new(BoundedInject::new(8));
         let q = Arc::clone(&queue);
         let pusher = thread::spawn(move || push_all(&q, &[1, 2, 3]));
         let q = Arc::clone(&queue);

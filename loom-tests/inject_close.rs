@@ -137,12 +137,15 @@ fn two_pushers() {
     loom::model(|| handshake(&[&[0, 1], &[2, 3]]));
 }
 
-/// (e) Model (b) on the bounded lane of outside threads, with two slots for four values: the
-/// pushers also meet a full lane, and their discards pop next to the shard's final drain.
+/// (e) Model (b) on the bounded lane of outside threads, with two cells for four values: the
+/// pushers also meet a full lane, and their discards pop next to the shard's final drain. The
+/// values are even, so each is a one-cell record (`LaneRecord` for integers): with two-cell
+/// records the pushers wait for room so often that loom's paths grow past its bound, and the
+/// record lengths are checked by `loom-tests/inject_bounded.rs`.
 #[test]
 #[cfg(not(any(coreactor_loom_bug = "inject", coreactor_loom_bug = "inject_bounded")))]
 fn two_pushers_bounded_lane() {
-    loom::model(|| handshake_on(&[&[0, 1], &[2, 3]], true));
+    loom::model(|| handshake_on(&[&[0, 2], &[4, 6]], true));
 }
 
 /// (c) Without the pusher's fence, loom finds the store-buffering interleaving: the pusher

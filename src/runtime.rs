@@ -195,8 +195,8 @@ impl Builder {
     shard_setters! {
         /// Per-actor bound on queued user messages (default 4096).
         mailbox_capacity: usize => mailbox_capacity,
-        /// Envelopes in the bounded injection lane of outside threads (power of two; default
-        /// 8192).
+        /// 64-byte cells in the bounded injection lane of outside threads (power of two; default
+        /// 8192); an envelope takes one cell, or two if its message is over 24 bytes.
         inject_capacity: usize => inject_capacity,
         /// Messages one actor may handle per turn before the others run (default 16).
         batch_budget: usize => batch_budget,

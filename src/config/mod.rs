@@ -126,8 +126,9 @@ pub const DEFAULT_MAILBOX_CAPACITY: usize = 4096;
 pub const DEFAULT_BATCH_BUDGET: usize = 16;
 /// Default time an idle shard spins before it parks: 50 µs.
 pub const DEFAULT_SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
-/// Default number of envelopes in a shard's bounded injection lane (outside threads): `8192`
-/// (1 MiB per shard: a slot is a 128-byte line pair).
+/// Default number of 64-byte cells in a shard's bounded injection lane (outside threads):
+/// `8192` (512 KiB per shard; an envelope whose message fits in 24 bytes takes one cell, a
+/// larger one two, so the lane holds 4096–8192 envelopes).
 ///
 /// Chosen from the fork-join benchmark (`docs/benchmarks.md`, session 8): one outside thread
 /// feeding 60 actors ran at about 14 M msgs/s with a 1024-slot lane and 18–20 M with 4096–8192
@@ -293,8 +294,9 @@ pub struct ShardConfig {
     /// Per-actor bound on queued user messages, `1..=16777216`; a send beyond it reports a full
     /// mailbox. Default [`DEFAULT_MAILBOX_CAPACITY`]. TOML `mailbox_capacity`.
     pub mailbox_capacity: usize,
-    /// Envelopes in the shard's bounded injection lane, which threads outside the runtime push
-    /// into (power of two, `2..=1048576`); while it is full an outside `tell` waits and
+    /// Cells (64-byte lines) of the shard's bounded injection lane, which threads outside the
+    /// runtime push into (power of two, `2..=1048576`): an envelope takes one cell if its
+    /// message fits in 24 bytes (or is boxed), two otherwise. While it is full an outside `tell` waits and
     /// `try_tell` answers `Full`. Default [`DEFAULT_INJECT_CAPACITY`]. TOML `inject_capacity`.
     pub inject_capacity: usize,
     /// Messages one actor may handle per turn before the shard runs the next ready actor (the

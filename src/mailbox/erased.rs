@@ -8,26 +8,62 @@
 //! [`ErasedMsg::take`]: callers pair the two through a monomorphised function pointer (see
 //! `shard::Envelope`), which is how the unsafe contract of `take` is met by construction.
 //!
-//! Invariant: `drop_fn` is `Some` exactly while the storage holds a live value; it drops that
-//! value in place (inline) or frees the box (boxed).
+//! Invariant: `info` is `Some` exactly while the storage holds a live value; its `drop` drops
+//! that value in place (inline) or frees the box (boxed).
+//!
+//! The per-type facts (how to drop the value, how many of the storage's bytes it uses, its
+//! `TypeId` in debug builds) live in one static [`PayloadInfo`] per type, so a message is its
+//! bytes plus one pointer, and a queue may move only the bytes in use
+//! ([`ErasedMsg::into_parts`], [`ErasedMsg::from_parts`]: the injection lane's 64-byte cells).
 
 #[cfg(debug_assertions)]
 use std::any::TypeId;
+use std::marker::PhantomData;
 use std::mem::{self, MaybeUninit};
 use std::ptr;
 
 /// Bytes available for a message stored inline.
 pub(crate) const INLINE_BYTES: usize = 64;
 
-type Storage = MaybeUninit<[u64; INLINE_BYTES / 8]>;
+/// The inline storage of a message: 64 bytes, aligned to 8.
+pub(crate) type Storage = MaybeUninit<[u64; INLINE_BYTES / 8]>;
+
+/// What is known of a payload type `M` without `M`: one static per type.
+pub(crate) struct PayloadInfo {
+    /// Drops the value stored at the pointer (in place, or the box whose pointer is stored).
+    drop: unsafe fn(*mut u8),
+    /// How many bytes at the start of the storage the value occupies: `size_of::<M>()` inline,
+    /// a pointer's size boxed.
+    pub(crate) len: usize,
+    #[cfg(debug_assertions)]
+    type_id: fn() -> TypeId,
+}
+
+/// Holder of the static [`PayloadInfo`] of `M`.
+struct Info<M>(PhantomData<M>);
+
+impl<M: Send + 'static> Info<M> {
+    const INFO: PayloadInfo = PayloadInfo {
+        drop: if fits_inline::<M>() {
+            drop_inline::<M>
+        } else {
+            drop_boxed::<M>
+        },
+        len: if fits_inline::<M>() {
+            mem::size_of::<M>()
+        } else {
+            mem::size_of::<*mut M>()
+        },
+        #[cfg(debug_assertions)]
+        type_id: TypeId::of::<M>,
+    };
+}
 
 /// A message of some type `M` stored without its type.
 pub(crate) struct ErasedMsg {
     storage: Storage,
-    /// Drops the stored value; `None` once the value was taken out.
-    drop_fn: Option<unsafe fn(*mut u8)>,
-    #[cfg(debug_assertions)]
-    type_id: TypeId,
+    /// The payload's type facts; `None` once the value was taken out.
+    info: Option<&'static PayloadInfo>,
 }
 
 /// True if `M` is stored inline rather than boxed.
@@ -57,21 +93,17 @@ impl ErasedMsg {
     pub(crate) fn new<M: Send + 'static>(value: M) -> Self {
         let mut storage: Storage = MaybeUninit::uninit();
         let dst = storage.as_mut_ptr().cast::<u8>();
-        let drop_fn: unsafe fn(*mut u8) = if fits_inline::<M>() {
+        if fits_inline::<M>() {
             // SAFETY: `fits_inline` checked size and alignment, and `storage` is fresh.
             unsafe { dst.cast::<M>().write(value) };
-            drop_inline::<M>
         } else {
             let raw = Box::into_raw(Box::new(value));
             // SAFETY: a pointer is 8 bytes with alignment 8, which `Storage` provides.
             unsafe { dst.cast::<*mut M>().write(raw) };
-            drop_boxed::<M>
-        };
+        }
         ErasedMsg {
             storage,
-            drop_fn: Some(drop_fn),
-            #[cfg(debug_assertions)]
-            type_id: TypeId::of::<M>(),
+            info: Some(&Info::<M>::INFO),
         }
     }
 
@@ -95,18 +127,20 @@ impl ErasedMsg {
     /// (Both checked in debug builds.)
     #[inline]
     pub(crate) unsafe fn take_in_place<M: Send + 'static>(&mut self) -> M {
+        let info = self.info.take();
+        debug_assert!(info.is_some(), "ErasedMsg taken twice");
         #[cfg(debug_assertions)]
-        debug_assert_eq!(
-            self.type_id,
-            TypeId::of::<M>(),
-            "ErasedMsg taken as the wrong type"
-        );
-        debug_assert!(self.drop_fn.is_some(), "ErasedMsg taken twice");
-        self.drop_fn = None;
+        if let Some(info) = info {
+            debug_assert_eq!(
+                (info.type_id)(),
+                TypeId::of::<M>(),
+                "ErasedMsg taken as the wrong type"
+            );
+        }
         let src = self.storage.as_ptr().cast::<u8>();
         if fits_inline::<M>() {
             // SAFETY: the caller guarantees the type; `new` wrote an `M` inline because it fits,
-            // and clearing `drop_fn` above makes this the only read of that value.
+            // and clearing `info` above makes this the only read of that value.
             unsafe { src.cast::<M>().read() }
         } else {
             // SAFETY: as above, `new` stored a `Box::into_raw` pointer for this type.
@@ -116,20 +150,55 @@ impl ErasedMsg {
         }
     }
 
+    /// The payload's type facts, or `None` if the value was taken out.
+    #[inline]
+    pub(crate) fn info(&self) -> Option<&'static PayloadInfo> {
+        self.info
+    }
+
+    /// Splits the message into its type facts and its storage, whose first `info.len` bytes
+    /// hold the value: the value is no longer owned by a message (nothing drops it) until
+    /// [`from_parts`](Self::from_parts) makes one of it again.
+    ///
+    /// # Panics
+    ///
+    /// If the value was taken out before (a bug: envelopes in transit always hold one).
+    #[inline]
+    pub(crate) fn into_parts(mut self) -> (&'static PayloadInfo, Storage) {
+        let info = self
+            .info
+            .take()
+            .expect("ErasedMsg moved after its value was taken");
+        (info, self.storage)
+    }
+
+    /// A message made of parts that [`into_parts`](Self::into_parts) produced.
+    ///
+    /// # Safety
+    /// The first `info.len` bytes of `storage` are those `into_parts` gave out with `info`
+    /// (moved, not copied: they are used to make one message only).
+    #[inline]
+    pub(crate) unsafe fn from_parts(info: &'static PayloadInfo, storage: Storage) -> Self {
+        ErasedMsg {
+            storage,
+            info: Some(info),
+        }
+    }
+
     /// The `TypeId` of the stored value (debug builds only).
     #[cfg(debug_assertions)]
     #[allow(dead_code)]
-    pub(crate) fn type_id(&self) -> TypeId {
-        self.type_id
+    pub(crate) fn type_id(&self) -> Option<TypeId> {
+        self.info.map(|info| (info.type_id)())
     }
 }
 
 impl Drop for ErasedMsg {
     fn drop(&mut self) {
-        if let Some(drop_fn) = self.drop_fn.take() {
-            // SAFETY: `drop_fn` is `Some` only while the storage holds the live value it was
-            // created for, and taking it makes this the value's only drop.
-            unsafe { drop_fn(self.storage.as_mut_ptr().cast::<u8>()) }
+        if let Some(info) = self.info.take() {
+            // SAFETY: `info` is `Some` only while the storage holds the live value it describes
+            // (`new`, `from_parts`), and taking it makes this the value's only drop.
+            unsafe { (info.drop)(self.storage.as_mut_ptr().cast::<u8>()) }
         }
     }
 }

@@ -2,12 +2,19 @@
 //!
 //! Two lanes feed a shard's inbox (`shard::close::ClosableQueue` wraps both):
 //!
-//! * [`BoundedInject`], for threads outside the runtime: a bounded lock-free array queue
-//!   (Vyukov's bounded MPMC algorithm: one sequence word per slot, a CAS on the tail to claim a
-//!   slot, a CAS on the head to take one). It allocates nothing after construction. A full
-//!   queue is reported to the pusher, which waits for room (outside threads may block) or, for
-//!   `try_tell`, answers `Full`. Built on the `crate::sync` shim, so the loom models check this
-//!   code itself (`loom-tests/inject_bounded.rs`).
+//! * [`BoundedInject`], for threads outside the runtime: a bounded lock-free array queue of
+//!   64-byte cells (Vyukov's bounded MPMC algorithm: one sequence word per cell, a CAS on the
+//!   tail to claim cells, a CAS on the head to take them). A value is a [`LaneRecord`] of one or
+//!   two cells: a pusher claims both cells of a two-cell record with one CAS (after checking
+//!   that both are free), and publishes the record with the first cell's sequence word alone;
+//!   the record's *meta* word, stored atomically in the first cell, tells a popper how many
+//!   cells to claim before it owns them. An envelope takes one cell if its message fits in 24
+//!   bytes: one line crosses between the cores per small message, where the 128-byte slots of
+//!   earlier versions moved two (`docs/benchmarks.md`, session 9). It allocates nothing after
+//!   construction. A full queue is reported to the pusher, which waits for room (outside
+//!   threads may block) or, for `try_tell`, answers `Full`. Built on the `crate::sync` shim, so
+//!   the loom models check this code itself, with records of both lengths
+//!   (`loom-tests/inject_bounded.rs`).
 //! * [`InjectQueue`], for shard threads of *another* runtime (a cross-runtime send must never
 //!   block a shard): unbounded, `crossbeam_queue::SegQueue` (MPMC; the shard is the only
 //!   regular consumer, and after shutdown a late pusher may drain it too). It allocates a block
@@ -28,6 +35,7 @@
 //! first reads a length hint without the lock, like `SegQueue::pop` reads the tail index, and
 //! answers `None` if the hint is zero: a pop may miss a push that does not happen before it.
 
+use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 
 use crossbeam_utils::CachePadded;
@@ -37,45 +45,116 @@ use crate::sync::atomic::{AtomicUsize, Ordering};
 
 /// Ordering of a push's `seq` store: `Release`, or `Relaxed` under the deliberate loom bug
 /// `--cfg coreactor_loom_bug="inject_bounded"`, which `loom-tests/inject_bounded.rs` must report
-/// as a causality violation on the slot's value cell.
+/// as a causality violation on the cell's words.
 const PUBLISH_ORDERING: Ordering = if cfg!(coreactor_loom_bug = "inject_bounded") {
     Ordering::Relaxed
 } else {
     Ordering::Release
 };
 
-/// How many positions ahead of its own a push prefetches (see `push`).
+/// How many cells ahead of its own a push prefetches (see `push`).
 const PREFETCH_AHEAD: usize = 4;
 
-/// One slot of a [`BoundedInject`]: its sequence word and its value, on lines of their own (a
-/// pusher filling slot `i + 1` does not take the line the shard is reading slot `i` from).
-struct Slot<T> {
-    /// `pos` when the slot is free for the push at position `pos`; `pos + 1` once that push
-    /// wrote it; `pos + capacity` after the pop of `pos` freed it for the next lap.
+/// Words of a record a cell holds (after its sequence and meta words): 48 bytes, so that a
+/// cell is one 64-byte line.
+pub const CELL_WORDS: usize = 6;
+
+/// The words of one cell.
+pub type CellWords = MaybeUninit<[u64; CELL_WORDS]>;
+
+/// A value the bounded lane carries: one record of one or two cells.
+///
+/// A record is a *meta* word, which the lane stores atomically in the record's first cell so
+/// that a popper learns the record's length before it claims it, and the words of one or two
+/// cells, written by the one pusher that claimed them and read by the one popper that claimed
+/// them.
+pub trait LaneRecord: Sized {
+    /// The record's meta word; [`cells`](Self::cells) of it must say how many cells it takes.
+    fn meta(&self) -> usize;
+    /// How many cells (1 or 2) a record with meta word `meta` takes.
+    fn cells(meta: usize) -> usize;
+    /// Moves the record into the words of its cells: `first` always, `second` when it takes
+    /// two.
+    fn write(self, first: &mut CellWords, second: Option<&mut CellWords>);
+    /// Moves a record back out of its cells.
+    ///
+    /// # Safety
+    /// The cells hold what [`write`](Self::write) wrote of a record whose meta word is `meta`,
+    /// and it is read once.
+    unsafe fn read(meta: usize, first: &CellWords, second: Option<&CellWords>) -> Self;
+}
+
+/// Integers as lane records, for the unit tests and the loom models: an odd value takes two
+/// cells (written to both, checked on the way out), an even one takes one, so the models cover
+/// both record lengths.
+#[cfg(any(test, coreactor_loom))]
+macro_rules! int_lane_record {
+    ($($t:ty),*) => {$(
+        impl LaneRecord for $t {
+            fn meta(&self) -> usize {
+                (*self & 1) as usize
+            }
+            fn cells(meta: usize) -> usize {
+                1 + (meta & 1)
+            }
+            fn write(self, first: &mut CellWords, second: Option<&mut CellWords>) {
+                first.write([self as u64; CELL_WORDS]);
+                if let Some(second) = second {
+                    second.write([!(self as u64); CELL_WORDS]);
+                }
+            }
+            unsafe fn read(meta: usize, first: &CellWords, second: Option<&CellWords>) -> Self {
+                // SAFETY: the caller guarantees `write` wrote these cells.
+                let value = unsafe { first.assume_init_ref()[CELL_WORDS - 1] };
+                assert_eq!(Self::cells(meta), 1 + usize::from(second.is_some()));
+                if let Some(second) = second {
+                    // SAFETY: as above.
+                    let check = unsafe { second.assume_init_ref()[0] };
+                    assert_eq!(check, !value, "a record's second cell");
+                }
+                value as $t
+            }
+        }
+    )*};
+}
+
+#[cfg(any(test, coreactor_loom))]
+int_lane_record!(usize, u32, u64);
+
+/// One cell of a [`BoundedInject`]: one cache line.
+#[repr(C, align(64))]
+struct Cell {
+    /// `pos` when the cell is free for the push at position `pos`; `pos + 1` once the push of
+    /// a record starting at `pos` published it (a record's second cell keeps its free value
+    /// while it holds the record: only the first cell's word is looked at); `pos + capacity`
+    /// after the pop of `pos` freed it for the next lap.
     seq: AtomicUsize,
-    value: UnsafeCell<MaybeUninit<T>>,
+    /// The meta word of the record starting in this cell.
+    meta: AtomicUsize,
+    words: UnsafeCell<CellWords>,
 }
 
 /// Bounded lock-free multi-producer queue (any number of pushers and poppers) of `capacity`
-/// values, a power of two. See the module docs.
-pub struct BoundedInject<T> {
+/// 64-byte cells, a power of two; a value takes one or two. See the module docs.
+pub struct BoundedInject<T: LaneRecord> {
     head: CachePadded<AtomicUsize>,
     tail: CachePadded<AtomicUsize>,
-    slots: Box<[CachePadded<Slot<T>>]>,
+    cells: Box<[Cell]>,
     mask: usize,
+    _values: PhantomData<T>,
 }
 
-// SAFETY: values move between threads through the queue (hence `T: Send`); a slot's value cell
-// is accessed only by the one thread whose CAS claimed that position (the pusher writes it
-// before its Release store of `seq`, the popper reads it after its Acquire load of that `seq`
-// and its own CAS on the head), so sharing `&BoundedInject` never gives two threads the same
-// cell at once.
-unsafe impl<T: Send> Send for BoundedInject<T> {}
+// SAFETY: values move between threads through the queue (hence `T: Send`); a cell's words are
+// accessed only by the one thread whose CAS claimed that position (the pusher writes them
+// before its Release store of the first cell's `seq`, the popper reads them after its Acquire
+// load of that `seq` and its own CAS on the head), so sharing `&BoundedInject` never gives two
+// threads the same words at once.
+unsafe impl<T: LaneRecord + Send> Send for BoundedInject<T> {}
 // SAFETY: as for `Send`.
-unsafe impl<T: Send> Sync for BoundedInject<T> {}
+unsafe impl<T: LaneRecord + Send> Sync for BoundedInject<T> {}
 
-impl<T> BoundedInject<T> {
-    /// An empty queue of `capacity` slots.
+impl<T: LaneRecord> BoundedInject<T> {
+    /// An empty queue of `capacity` cells.
     ///
     /// # Panics
     ///
@@ -85,63 +164,83 @@ impl<T> BoundedInject<T> {
             capacity >= 2 && capacity.is_power_of_two(),
             "inject capacity must be a power of two >= 2, got {capacity}"
         );
-        let slots = (0..capacity)
-            .map(|i| {
-                CachePadded::new(Slot {
-                    seq: AtomicUsize::new(i),
-                    value: UnsafeCell::new(MaybeUninit::uninit()),
-                })
+        let cells = (0..capacity)
+            .map(|i| Cell {
+                seq: AtomicUsize::new(i),
+                meta: AtomicUsize::new(0),
+                words: UnsafeCell::new(MaybeUninit::uninit()),
             })
             .collect();
         BoundedInject {
             head: CachePadded::new(AtomicUsize::new(0)),
             tail: CachePadded::new(AtomicUsize::new(0)),
-            slots,
+            cells,
             mask: capacity - 1,
+            _values: PhantomData,
         }
     }
 
-    /// Appends `value`, or gives it back if every slot holds a value not yet taken (a
-    /// snapshot: a pop may be freeing a slot at that moment).
+    #[inline]
+    fn cell(&self, pos: usize) -> &Cell {
+        &self.cells[pos & self.mask]
+    }
+
+    /// Appends `value`, or gives it back if the cells it needs still hold values not yet taken
+    /// (a snapshot: a pop may be freeing them at that moment).
     pub fn push(&self, value: T) -> Result<(), T> {
-        // Relaxed: the slot's `seq` (Acquire) decides; the tail only picks the candidate.
+        let meta = value.meta();
+        let two = T::cells(meta) == 2;
+        // Relaxed: the cells' `seq` (Acquire) decide; the tail only picks the candidate.
         let mut pos = self.tail.load(Ordering::Relaxed);
         loop {
-            let slot = &self.slots[pos & self.mask];
-            // Acquire: pairs with the Release store of the pop that freed the slot, so its read
-            // of the old value happens before the write below.
-            let seq = slot.seq.load(Ordering::Acquire);
-            let lag = seq.wrapping_sub(pos) as isize;
+            let first = self.cell(pos);
+            // Acquire: pairs with the Release store of the pop that freed the cell, so its read
+            // of the old words happens before the writes below.
+            let lag = first.seq.load(Ordering::Acquire).wrapping_sub(pos) as isize;
             if lag == 0 {
-                // The slot is free for `pos`: claim the position.
+                if two {
+                    // The second cell must be free for `pos + 1` too. Nobody can claim it
+                    // while the tail is `pos`, so what is seen here holds if the CAS succeeds.
+                    let next = pos.wrapping_add(1);
+                    let lag = self
+                        .cell(next)
+                        .seq
+                        .load(Ordering::Acquire)
+                        .wrapping_sub(next) as isize;
+                    if lag < 0 {
+                        return Err(value);
+                    }
+                    if lag > 0 {
+                        pos = self.tail.load(Ordering::Relaxed);
+                        continue;
+                    }
+                }
+                let claimed = pos.wrapping_add(if two { 2 } else { 1 });
                 match self.tail.compare_exchange_weak(
                     pos,
-                    pos.wrapping_add(1),
+                    claimed,
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
-                        slot.value.with_mut(|cell| {
-                            // SAFETY: the CAS gave this thread position `pos`, and `seq == pos`
-                            // says the slot's previous value (if any) was taken: no other
-                            // thread touches the cell until the store below publishes it.
-                            unsafe { (*cell).write(value) };
-                        });
-                        // Release: the popper's Acquire load of `seq` sees the value.
-                        slot.seq.store(pos.wrapping_add(1), PUBLISH_ORDERING);
-                        // Fetch the lines of a slot a few pushes ahead for writing now: the
-                        // shard wrote them when it popped their last value, and a push that
-                        // finds them there waits for the transfer (in its `seq` load, and in
-                        // the fence that follows a push).
+                        self.write(pos, value, two);
+                        // Relaxed: the Release store of `seq` below publishes it.
+                        first.meta.store(meta, Ordering::Relaxed);
+                        // Release: the popper's Acquire load of `seq` sees the words.
+                        first.seq.store(pos.wrapping_add(1), PUBLISH_ORDERING);
+                        // Fetch the line of a cell a few pushes ahead for writing now: the
+                        // shard wrote it when it freed it, and a push that finds it there
+                        // waits for the transfer (in its `seq` load, and in the fence that
+                        // follows a push).
                         crate::sync::prefetch_write(
-                            &raw const self.slots[pos.wrapping_add(PREFETCH_AHEAD) & self.mask],
+                            &raw const self.cells[claimed.wrapping_add(PREFETCH_AHEAD) & self.mask],
                         );
                         return Ok(());
                     }
                     Err(current) => pos = current,
                 }
             } else if lag < 0 {
-                // The slot still holds the value of the previous lap: full.
+                // The cell still holds a record of the previous lap: full.
                 return Err(value);
             } else {
                 // Another pusher claimed `pos` already: look at the tail again.
@@ -150,33 +249,58 @@ impl<T> BoundedInject<T> {
         }
     }
 
+    /// Writes `value` into the cell(s) at `pos`, which this thread claimed.
+    fn write(&self, pos: usize, value: T, two: bool) {
+        self.cell(pos).words.with_mut(|first| {
+            if two {
+                self.cell(pos.wrapping_add(1)).words.with_mut(|second| {
+                    // SAFETY: the tail CAS gave this thread positions `pos` and `pos + 1`, and
+                    // their `seq` said both cells were freed: no other thread touches these
+                    // words until the first cell's `seq` store publishes them.
+                    value.write(unsafe { &mut *first }, Some(unsafe { &mut *second }));
+                });
+            } else {
+                // SAFETY: as above, for position `pos` alone.
+                value.write(unsafe { &mut *first }, None);
+            }
+        });
+    }
+
     /// Takes the oldest value, or `None` if the oldest position holds no value yet (empty, or
     /// its pusher claimed it and is still writing: it rings the doorbell after it wrote).
     pub fn pop(&self) -> Option<T> {
         let mut pos = self.head.load(Ordering::Relaxed);
         loop {
-            let slot = &self.slots[pos & self.mask];
-            // Acquire: pairs with the pusher's Release store, so its write is visible.
-            let seq = slot.seq.load(Ordering::Acquire);
-            let lag = seq.wrapping_sub(pos.wrapping_add(1)) as isize;
+            let first = self.cell(pos);
+            // Acquire: pairs with the pusher's Release store, so its writes are visible.
+            let lag = first
+                .seq
+                .load(Ordering::Acquire)
+                .wrapping_sub(pos.wrapping_add(1)) as isize;
             if lag == 0 {
+                // Relaxed: ordered by the Acquire load above. If another popper takes `pos`
+                // first (and a pusher of the next lap rewrites it), the CAS below fails and
+                // this value is not used.
+                let meta = first.meta.load(Ordering::Relaxed);
+                let two = T::cells(meta) == 2;
                 match self.head.compare_exchange_weak(
                     pos,
-                    pos.wrapping_add(1),
+                    pos.wrapping_add(if two { 2 } else { 1 }),
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
-                        let value = slot.value.with(|cell| {
-                            // SAFETY: `seq == pos + 1` says the push of `pos` wrote the cell
-                            // (its Release store, our Acquire load), and the CAS made this thread
-                            // the only one to take position `pos`: the value is read once.
-                            unsafe { (*cell).assume_init_read() }
-                        });
-                        // Release: the pusher of the next lap sees the cell empty before it
-                        // writes it.
-                        slot.seq
-                            .store(pos.wrapping_add(self.mask + 1), Ordering::Release);
+                        let value = self.read(pos, meta, two);
+                        // Release: the pushers of the next lap see the cells empty before they
+                        // write them.
+                        let lap = self.mask + 1;
+                        first.seq.store(pos.wrapping_add(lap), Ordering::Release);
+                        if two {
+                            let next = pos.wrapping_add(1);
+                            self.cell(next)
+                                .seq
+                                .store(next.wrapping_add(lap), Ordering::Release);
+                        }
                         return Some(value);
                     }
                     Err(current) => pos = current,
@@ -190,16 +314,33 @@ impl<T> BoundedInject<T> {
         }
     }
 
+    /// Reads the record at `pos`, which this thread claimed.
+    fn read(&self, pos: usize, meta: usize, two: bool) -> T {
+        self.cell(pos).words.with(|first| {
+            if two {
+                self.cell(pos.wrapping_add(1)).words.with(|second| {
+                    // SAFETY: `seq == pos + 1` says the push of `pos` wrote both cells (its
+                    // Release store, our Acquire load) with this meta word, and the head CAS
+                    // made this thread the only one to take them: read once.
+                    unsafe { T::read(meta, &*first, Some(&*second)) }
+                })
+            } else {
+                // SAFETY: as above, for the one cell.
+                unsafe { T::read(meta, &*first, None) }
+            }
+        })
+    }
+
     /// True if the oldest position holds no value (a snapshot).
     #[must_use]
     #[inline]
     pub fn is_empty(&self) -> bool {
         let pos = self.head.load(Ordering::Relaxed);
-        let seq = self.slots[pos & self.mask].seq.load(Ordering::Acquire);
+        let seq = self.cell(pos).seq.load(Ordering::Acquire);
         seq != pos.wrapping_add(1)
     }
 
-    /// The number of slots.
+    /// The number of cells.
     #[must_use]
     #[cfg_attr(not(test), allow(dead_code))]
     pub fn capacity(&self) -> usize {
@@ -207,7 +348,7 @@ impl<T> BoundedInject<T> {
     }
 }
 
-impl<T> Drop for BoundedInject<T> {
+impl<T: LaneRecord> Drop for BoundedInject<T> {
     fn drop(&mut self) {
         // `&mut self`: every pusher and popper is gone; what is still queued is dropped here.
         while self.pop().is_some() {}
@@ -297,7 +438,7 @@ pub(crate) use imp::InjectQueue;
 
 #[cfg(all(test, not(coreactor_loom)))]
 mod tests {
-    use super::{BoundedInject, InjectQueue};
+    use super::{BoundedInject, CELL_WORDS, CellWords, InjectQueue, LaneRecord};
     use std::sync::Arc;
 
     #[test]
@@ -305,16 +446,70 @@ mod tests {
         let q = BoundedInject::new(4);
         assert_eq!(q.capacity(), 4);
         assert!(q.is_empty());
-        for lap in 0..5 {
+        for lap in 0..5u64 {
+            // Even values take one cell each: four fit.
             for i in 0..4 {
-                q.push(lap * 10 + i).unwrap();
+                q.push(lap * 100 + 2 * i).unwrap();
             }
-            assert_eq!(q.push(99), Err(99), "a full queue gives the value back");
+            assert_eq!(q.push(98), Err(98), "a full queue gives the value back");
             for i in 0..4 {
-                assert_eq!(q.pop(), Some(lap * 10 + i));
+                assert_eq!(q.pop(), Some(lap * 100 + 2 * i));
             }
             assert_eq!(q.pop(), None);
             assert!(q.is_empty());
+        }
+    }
+
+    #[test]
+    fn two_cell_records_fill_and_wrap() {
+        let q = BoundedInject::new(4);
+        // One cell, then a two-cell record, then a two-cell record that does not fit.
+        q.push(2u64).unwrap();
+        q.push(3).unwrap();
+        assert_eq!(q.push(5), Err(5), "two cells needed, one free");
+        q.push(4).unwrap();
+        assert_eq!(q.push(6), Err(6), "full");
+        assert_eq!(q.pop(), Some(2));
+        // Positions 4.. : a two-cell record at position 4 would need cell 0 (free) and 1
+        // (still holding the record 3): refused until 3 is taken.
+        assert_eq!(q.push(7), Err(7));
+        assert_eq!(q.pop(), Some(3));
+        // Now at position 4 (cell 0) and 5 (cell 1): fits.
+        q.push(7).unwrap();
+        assert_eq!(q.pop(), Some(4));
+        // Position 6 is cell 2 and 7 is cell 3; then 8 wraps: a record at 7 spans cells 3 and 0.
+        q.push(8).unwrap();
+        assert_eq!(q.pop(), Some(7));
+        q.push(9).unwrap();
+        assert_eq!(q.pop(), Some(8));
+        assert_eq!(q.pop(), Some(9));
+        assert_eq!(q.pop(), None);
+        for lap in 0..20u64 {
+            let v = 2 * lap + 1;
+            q.push(v).unwrap();
+            q.push(v + 1).unwrap();
+            assert_eq!(q.pop(), Some(v));
+            assert_eq!(q.pop(), Some(v + 1));
+        }
+        assert!(q.is_empty());
+    }
+
+    /// A record that owns an `Arc`, to count drops.
+    struct Counted(Arc<()>);
+
+    impl LaneRecord for Counted {
+        fn meta(&self) -> usize {
+            0
+        }
+        fn cells(_meta: usize) -> usize {
+            1
+        }
+        fn write(self, first: &mut CellWords, _second: Option<&mut CellWords>) {
+            first.write([Arc::into_raw(self.0) as u64; CELL_WORDS]);
+        }
+        unsafe fn read(_meta: usize, first: &CellWords, _second: Option<&CellWords>) -> Self {
+            // SAFETY: `write` stored a pointer from `Arc::into_raw`, read once.
+            Counted(unsafe { Arc::from_raw(first.assume_init_ref()[0] as *const ()) })
         }
     }
 
@@ -323,7 +518,7 @@ mod tests {
         let counter = Arc::new(());
         let q = BoundedInject::new(8);
         for _ in 0..5 {
-            q.push(Arc::clone(&counter)).unwrap();
+            assert!(q.push(Counted(Arc::clone(&counter))).is_ok());
         }
         drop(q.pop());
         drop(q);

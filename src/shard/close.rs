@@ -79,21 +79,21 @@
 //! crossbeam's `SegQueue::pop` happens to issue a SeqCst fence of its own before it decides the
 //! queue is empty, which would stand in for the shard's fence in a real run but not for this one.
 
-use crate::mailbox::inject::{BoundedInject, InjectQueue};
+use crate::mailbox::inject::{BoundedInject, InjectQueue, LaneRecord};
 use crate::sync::atomic::{AtomicBool, Ordering, fence};
 
-/// Default number of slots of the bounded (outside-thread) lane: 1024 (4 in loom models, whose
+/// Default number of cells of the bounded (outside-thread) lane: 1024 (4 in loom models, whose
 /// cost grows with every atomic they create).
 pub const DEFAULT_BOUNDED_LANE: usize = if cfg!(coreactor_loom) { 4 } else { 1024 };
 
 /// The injection lanes that their consumer closes once; see the module docs for the handshake.
-pub struct ClosableQueue<T> {
+pub struct ClosableQueue<T: LaneRecord> {
     bounded: BoundedInject<T>,
     queue: InjectQueue<T>,
     closed: AtomicBool,
 }
 
-impl<T> ClosableQueue<T> {
+impl<T: LaneRecord> ClosableQueue<T> {
     /// An open, empty queue whose bounded lane holds [`DEFAULT_BOUNDED_LANE`] values.
     #[must_use]
     pub fn new() -> Self {
@@ -189,7 +189,7 @@ impl<T> ClosableQueue<T> {
     }
 }
 
-impl<T> Default for ClosableQueue<T> {
+impl<T: LaneRecord> Default for ClosableQueue<T> {
     fn default() -> Self {
         Self::new()
     }
@@ -220,7 +220,8 @@ mod tests {
     fn full_bounded_lane_gives_the_value_back_without_notifying() {
         let q = ClosableQueue::<u32>::with_capacity(2);
         let mut notified = 0;
-        for v in 0..2 {
+        // Even values: one cell each (`LaneRecord` for integers).
+        for v in [0, 2] {
             q.try_push_bounded(v, || notified += 1, |_| panic!("open queue"))
                 .unwrap();
         }

@@ -5,7 +5,8 @@
 //! together by one generic constructor, which is what makes taking the payload back out sound.
 
 use super::ShardLocal;
-use crate::mailbox::erased::ErasedMsg;
+use crate::mailbox::erased::{ErasedMsg, PayloadInfo, Storage};
+use crate::mailbox::inject::{CELL_WORDS, CellWords, LaneRecord};
 
 /// What an envelope carries, for accounting when it cannot be delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +65,111 @@ impl Envelope {
     }
 }
 
+/// Payload bytes an envelope's first lane cell holds, after the vtable, the destination and the
+/// stamp: a message of at most this many bytes (or a boxed one) crosses the injection lane in
+/// one 64-byte line; a larger one takes a second cell.
+pub(crate) const FIRST_CELL_PAYLOAD: usize = (CELL_WORDS - 3) * 8;
+
+/// Words of the payload storage.
+const STORAGE_WORDS: usize = std::mem::size_of::<Storage>() / 8;
+
+/// The injection lane carries an envelope as one or two 64-byte cells (`mailbox::inject`):
+/// first cell `[vtable, slot | generation << 32, stamp, payload words 0..3]`, second cell (only
+/// for payloads above [`FIRST_CELL_PAYLOAD`] bytes) `[payload words 3..8]`. The meta word is
+/// the payload's [`PayloadInfo`] pointer with the cell count minus one in its low bit (the
+/// pointer is 8-aligned). Only the bytes the payload uses cross between the cores, which halves
+/// the lines per message for small messages (a 96-byte envelope took a 128-byte slot).
+impl LaneRecord for Envelope {
+    #[inline]
+    fn meta(&self) -> usize {
+        let info = self
+            .msg
+            .info()
+            .expect("an envelope in transit holds its message");
+        let two = usize::from(info.len > FIRST_CELL_PAYLOAD);
+        std::ptr::from_ref::<PayloadInfo>(info) as usize | two
+    }
+
+    #[inline]
+    fn cells(meta: usize) -> usize {
+        1 + (meta & 1)
+    }
+
+    #[inline]
+    fn write(self, first: &mut CellWords, second: Option<&mut CellWords>) {
+        let Envelope {
+            slot,
+            generation,
+            stamp,
+            msg,
+            vt,
+        } = self;
+        let (_info, storage) = msg.into_parts();
+        let payload = storage.as_ptr().cast::<u64>();
+        let first = first.as_mut_ptr().cast::<u64>();
+        // SAFETY: `first` is a cell's 6 words and `payload` the 8 words of the storage; the
+        // copies below stay inside both. Payload words the message does not use may be
+        // uninitialised: they are copied as such, never read as values.
+        unsafe {
+            first.write(std::ptr::from_ref(vt) as u64);
+            first
+                .add(1)
+                .write(u64::from(slot) | (u64::from(generation) << 32));
+            first.add(2).write(stamp);
+            std::ptr::copy_nonoverlapping(payload, first.add(3), CELL_WORDS - 3);
+        }
+        if let Some(second) = second {
+            // SAFETY: as above: the storage's words 3..8 into the second cell's first 5 words.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    payload.add(CELL_WORDS - 3),
+                    second.as_mut_ptr().cast::<u64>(),
+                    STORAGE_WORDS - (CELL_WORDS - 3),
+                );
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn read(meta: usize, first: &CellWords, second: Option<&CellWords>) -> Self {
+        let first = first.as_ptr().cast::<u64>();
+        let mut storage: Storage = std::mem::MaybeUninit::uninit();
+        let payload = storage.as_mut_ptr().cast::<u64>();
+        // SAFETY: the caller guarantees the cells hold what `write` wrote with `meta`: the
+        // vtable's address from a `&'static EnvelopeVTable`, the destination, the stamp and the
+        // payload words, copied back within the bounds of both.
+        let (vt, dest, stamp) = unsafe {
+            std::ptr::copy_nonoverlapping(first.add(3), payload, CELL_WORDS - 3);
+            (
+                &*(first.read() as usize as *const EnvelopeVTable),
+                first.add(1).read(),
+                first.add(2).read(),
+            )
+        };
+        if let Some(second) = second {
+            // SAFETY: as above, the payload's words 3..8 from the second cell.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    second.as_ptr().cast::<u64>(),
+                    payload.add(CELL_WORDS - 3),
+                    STORAGE_WORDS - (CELL_WORDS - 3),
+                );
+            }
+        }
+        // SAFETY: `meta` is the `PayloadInfo` pointer `meta()` took from this envelope's
+        // message (low bit masked off), and the storage now holds the bytes `into_parts` gave
+        // out with it: they make one message again, once.
+        let msg = unsafe { ErasedMsg::from_parts(&*((meta & !1) as *const PayloadInfo), storage) };
+        Envelope {
+            slot: dest as u32,
+            generation: (dest >> 32) as u32,
+            stamp,
+            msg,
+            vt,
+        }
+    }
+}
+
 /// A closure run on the destination shard (spawns, timer arming, ...).
 pub(crate) trait ShardTask: Send + 'static {
     fn run(self, shard: &ShardLocal);
@@ -106,20 +212,82 @@ impl Envelope {
 
 #[cfg(all(test, not(coreactor_loom)))]
 mod tests {
-    use super::Envelope;
+    use super::{Envelope, ErasedMsg, LaneRecord, ShardLocal};
 
     /// The ring memory the configuration budgets for (`config::default_ring_capacity`) is the
-    /// real slot size of a release build (debug builds add the payload's `TypeId`).
+    /// real slot size (debug builds too: the payload's `TypeId` lives in its static info).
     #[test]
     fn ring_slot_size_is_what_the_config_budgets() {
-        let debug_extra = if cfg!(debug_assertions) {
-            std::mem::size_of::<std::any::TypeId>()
-        } else {
-            0
-        };
         assert_eq!(
             crate::mailbox::ring::slot_bytes::<Envelope>(),
-            crate::config::RING_SLOT_BYTES + debug_extra
+            crate::config::RING_SLOT_BYTES
+        );
+    }
+
+    /// An envelope crosses the injection lane whole: small payloads in one cell, large ones in
+    /// two, boxed ones in one, and what is left in the lane is dropped exactly once.
+    #[test]
+    fn envelopes_cross_the_lane_in_one_or_two_cells() {
+        use crate::mailbox::inject::BoundedInject;
+        use std::sync::Arc;
+        fn cells(env: &Envelope) -> usize {
+            <Envelope as LaneRecord>::cells(env.meta())
+        }
+        let counter = Arc::new(());
+        let small = Envelope::task({
+            let c = Arc::clone(&counter);
+            move |_: &ShardLocal| drop(c)
+        });
+        assert_eq!(cells(&small), 1, "an Arc fits the first cell");
+        let large_payload = (Arc::clone(&counter), [7u64; 6]);
+        let large = Envelope {
+            slot: 7,
+            generation: 0xdead_beef,
+            stamp: 42,
+            msg: ErasedMsg::new(large_payload),
+            vt: small.vt,
+        };
+        assert_eq!(cells(&large), 2, "56 bytes take the second cell");
+        let boxed = Envelope {
+            slot: 1,
+            generation: 2,
+            stamp: 3,
+            msg: ErasedMsg::new((Arc::clone(&counter), [1u64; 20])),
+            vt: small.vt,
+        };
+        assert_eq!(cells(&boxed), 1, "a boxed payload is one pointer");
+        let q = BoundedInject::new(4);
+        assert!(q.push(small).is_ok());
+        assert!(q.push(large).is_ok());
+        assert!(
+            q.push(boxed).is_ok(),
+            "four cells, three used, the box needs one"
+        );
+        let one_more = Envelope::task(|_: &ShardLocal| {});
+        assert!(q.push(one_more).is_err(), "full");
+        let back = q.pop().unwrap();
+        assert_eq!(cells(&back), 1);
+        // Not delivered: its payload (the closure holding an Arc) is dropped through its info.
+        drop(back);
+        let mut large = q.pop().unwrap();
+        assert_eq!(
+            (large.slot, large.generation, large.stamp),
+            (7, 0xdead_beef, 42)
+        );
+        // SAFETY: created above with this exact type.
+        let (arc, words) = unsafe { large.msg.take_in_place::<(Arc<()>, [u64; 6])>() };
+        assert_eq!(words, [7; 6]);
+        drop(arc);
+        assert_eq!(
+            Arc::strong_count(&counter),
+            2,
+            "the boxed envelope is still queued"
+        );
+        drop(q);
+        assert_eq!(
+            Arc::strong_count(&counter),
+            1,
+            "the queue dropped what it held"
         );
     }
 }
