@@ -141,7 +141,6 @@ pub struct BoundedInject<T: LaneRecord> {
     tail: CachePadded<AtomicUsize>,
     cells: Box<[Cell]>,
     mask: usize,
-    half_shift: u32,
     _values: PhantomData<T>,
 }
 
@@ -165,11 +164,9 @@ impl<T: LaneRecord> BoundedInject<T> {
             capacity >= 2 && capacity.is_power_of_two(),
             "inject capacity must be a power of two >= 2, got {capacity}"
         );
-        let half_shift = capacity.trailing_zeros() - 1;
         let cells = (0..capacity)
             .map(|i| Cell {
-                // The position whose cell this is (the inverse of `index`).
-                seq: AtomicUsize::new(((i << 1) | (i >> half_shift)) & (capacity - 1)),
+                seq: AtomicUsize::new(i),
                 meta: AtomicUsize::new(0),
                 words: UnsafeCell::new(MaybeUninit::uninit()),
             })
@@ -179,31 +176,17 @@ impl<T: LaneRecord> BoundedInject<T> {
             tail: CachePadded::new(AtomicUsize::new(0)),
             cells,
             mask: capacity - 1,
-            half_shift,
             _values: PhantomData,
         }
     }
 
     #[inline]
     fn cell(&self, pos: usize) -> &Cell {
-        &self.cells[self.index(pos)]
-    }
-
-    /// The cell of position `pos`: consecutive positions alternate between the two halves of
-    /// the array, so the two cells of one 128-byte line pair are `capacity / 2` positions apart.
-    /// With the cells of consecutive positions adjacent, the receiving core's adjacent-line
-    /// prefetcher fetched the cell a sender was writing next along with the one being read,
-    /// and took it from the sender (one outside thread feeding 60 actors, fast mode: 18.7 M
-    /// msgs/s adjacent, 18.8–19.3 M spread; `docs/benchmarks.md`, session 9).
-    #[inline]
-    fn index(&self, pos: usize) -> usize {
-        let i = pos & self.mask;
-        (i >> 1) | ((i & 1) << self.half_shift)
+        &self.cells[pos & self.mask]
     }
 
     /// Appends `value`, or gives it back if the cells it needs still hold values not yet taken
     /// (a snapshot: a pop may be freeing them at that moment).
-    #[inline]
     pub fn push(&self, value: T) -> Result<(), T> {
         let meta = value.meta();
         let two = T::cells(meta) == 2;
@@ -250,7 +233,7 @@ impl<T: LaneRecord> BoundedInject<T> {
                         // waits for the transfer (in its `seq` load, and in the fence that
                         // follows a push).
                         crate::sync::prefetch_write(
-                            &raw const self.cells[self.index(claimed.wrapping_add(PREFETCH_AHEAD))],
+                            &raw const self.cells[claimed.wrapping_add(PREFETCH_AHEAD) & self.mask],
                         );
                         return Ok(());
                     }
@@ -267,7 +250,6 @@ impl<T: LaneRecord> BoundedInject<T> {
     }
 
     /// Writes `value` into the cell(s) at `pos`, which this thread claimed.
-    #[inline]
     fn write(&self, pos: usize, value: T, two: bool) {
         self.cell(pos).words.with_mut(|first| {
             if two {
@@ -286,7 +268,6 @@ impl<T: LaneRecord> BoundedInject<T> {
 
     /// Takes the oldest value, or `None` if the oldest position holds no value yet (empty, or
     /// its pusher claimed it and is still writing: it rings the doorbell after it wrote).
-    #[inline]
     pub fn pop(&self) -> Option<T> {
         let mut pos = self.head.load(Ordering::Relaxed);
         loop {
@@ -334,7 +315,6 @@ impl<T: LaneRecord> BoundedInject<T> {
     }
 
     /// Reads the record at `pos`, which this thread claimed.
-    #[inline]
     fn read(&self, pos: usize, meta: usize, two: bool) -> T {
         self.cell(pos).words.with(|first| {
             if two {
