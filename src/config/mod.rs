@@ -147,7 +147,7 @@ pub const DEFAULT_SPIN_BEFORE_YIELD: Duration = Duration::from_micros(5);
 /// Chosen from the fan-in benchmark (`docs/benchmarks.md`, session 9): a shard that polls the
 /// lane's next slot while a sender is writing it takes that slot's lines from the sender once a
 /// message; pausing the polls for 2 µs when it keeps finding only a few messages took two
-/// outside senders feeding one actor from ~13.7 M to ~17.8 M msgs/s on the reference machine.
+/// outside senders feeding one actor from ~13.3 M to ~17.1 M msgs/s on the reference machine.
 /// A lone message or ask never waits for it (see [`ShardConfig::inject_pacing`]).
 pub const DEFAULT_INJECT_PACING: Duration = Duration::from_micros(2);
 /// Default resolution of each shard's timer wheel: 1 ms.

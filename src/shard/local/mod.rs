@@ -815,15 +815,16 @@ impl ShardLocal {
     /// bounded lane for `inject_pacing` if outside threads are streaming into it and the shard
     /// is right behind them.
     ///
-    /// The lane's slots are written by the senders and read by the shard. A shard that keeps
+    /// The lane's cells are written by the senders and read by the shard. A shard that keeps
     /// finding the lane holding work at every poll ([`PACING_STREAK`] in a row) but takes only a
-    /// few envelopes each time ([`PACING_SMALL_DRAIN`]) reads each slot just as its sender
-    /// writes it, so the slot's lines cross between the two cores once a message, each way, and
-    /// both sides wait for them (on the reference machine, two senders feeding one actor ran at
-    /// ~13.7 M msgs/s). Pausing the polls lets the senders fill slots the shard does not touch,
-    /// which it then takes in one batch (~17.8 M; `docs/benchmarks.md`, session 9). A message
-    /// that arrives alone never waits: the streak needs consecutive polls that found work, and
-    /// an empty poll resets it; and a shard about to park clears the pause first (`park`).
+    /// few envelopes each time ([`PACING_SMALL_DRAIN`]) reads each cell just as its sender
+    /// writes it, so the cell's line crosses between the two cores once a message, each way,
+    /// and both sides wait for it (on the reference machine, two senders feeding one actor ran
+    /// at ~13.3 M msgs/s). Pausing the polls lets the senders fill cells the shard does not
+    /// touch, which it then takes in one batch (~17.1 M; `docs/benchmarks.md`, session 9). A
+    /// message that arrives alone never waits: the streak needs consecutive polls that found
+    /// work, and an empty poll resets it; and a shard about to park clears the pause first
+    /// (`park`).
     fn pace_inject(&self, taken: usize) {
         let pacing = self.params.inject_pacing_ns;
         if pacing == 0 {
