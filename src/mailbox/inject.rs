@@ -198,15 +198,13 @@ impl<T: LaneRecord> BoundedInject<T> {
             // of the old words happens before the writes below.
             let lag = first.seq.load(Ordering::Acquire).wrapping_sub(pos) as isize;
             if lag == 0 {
+                let mut second = None;
                 if two {
                     // The second cell must be free for `pos + 1` too. Nobody can claim it
                     // while the tail is `pos`, so what is seen here holds if the CAS succeeds.
                     let next = pos.wrapping_add(1);
-                    let lag = self
-                        .cell(next)
-                        .seq
-                        .load(Ordering::Acquire)
-                        .wrapping_sub(next) as isize;
+                    let cell = self.cell(next);
+                    let lag = cell.seq.load(Ordering::Acquire).wrapping_sub(next) as isize;
                     if lag < 0 {
                         return Err(value);
                     }
@@ -214,6 +212,7 @@ impl<T: LaneRecord> BoundedInject<T> {
                         pos = self.tail.load(Ordering::Relaxed);
                         continue;
                     }
+                    second = Some(cell);
                 }
                 let claimed = pos.wrapping_add(if two { 2 } else { 1 });
                 match self.tail.compare_exchange_weak(
@@ -223,7 +222,7 @@ impl<T: LaneRecord> BoundedInject<T> {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
-                        self.write(pos, value, two);
+                        Self::write(first, second, value);
                         // Relaxed: the Release store of `seq` below publishes it.
                         first.meta.store(meta, Ordering::Relaxed);
                         // Release: the popper's Acquire load of `seq` sees the words.
@@ -249,20 +248,18 @@ impl<T: LaneRecord> BoundedInject<T> {
         }
     }
 
-    /// Writes `value` into the cell(s) at `pos`, which this thread claimed.
-    fn write(&self, pos: usize, value: T, two: bool) {
-        self.cell(pos).words.with_mut(|first| {
-            if two {
-                self.cell(pos.wrapping_add(1)).words.with_mut(|second| {
-                    // SAFETY: the tail CAS gave this thread positions `pos` and `pos + 1`, and
-                    // their `seq` said both cells were freed: no other thread touches these
-                    // words until the first cell's `seq` store publishes them.
-                    value.write(unsafe { &mut *first }, Some(unsafe { &mut *second }));
-                });
-            } else {
-                // SAFETY: as above, for position `pos` alone.
-                value.write(unsafe { &mut *first }, None);
-            }
+    /// Writes `value` into the cell `first` and, for a two-cell record, `second`: the cells of
+    /// the positions this thread claimed.
+    fn write(first: &Cell, second: Option<&Cell>, value: T) {
+        first.words.with_mut(|first| match second {
+            Some(second) => second.words.with_mut(|second| {
+                // SAFETY: the tail CAS gave this thread both positions, and their `seq` said
+                // both cells were freed: no other thread touches these words until the first
+                // cell's `seq` store publishes them.
+                value.write(unsafe { &mut *first }, Some(unsafe { &mut *second }));
+            }),
+            // SAFETY: as above, for the one position.
+            None => value.write(unsafe { &mut *first }, None),
         });
     }
 
@@ -290,16 +287,15 @@ impl<T: LaneRecord> BoundedInject<T> {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
-                        let value = self.read(pos, meta, two);
+                        let second = two.then(|| self.cell(pos.wrapping_add(1)));
+                        let value = Self::read(first, second, meta);
                         // Release: the pushers of the next lap see the cells empty before they
                         // write them.
                         let lap = self.mask + 1;
                         first.seq.store(pos.wrapping_add(lap), Ordering::Release);
-                        if two {
+                        if let Some(second) = second {
                             let next = pos.wrapping_add(1);
-                            self.cell(next)
-                                .seq
-                                .store(next.wrapping_add(lap), Ordering::Release);
+                            second.seq.store(next.wrapping_add(lap), Ordering::Release);
                         }
                         return Some(value);
                     }
@@ -314,20 +310,18 @@ impl<T: LaneRecord> BoundedInject<T> {
         }
     }
 
-    /// Reads the record at `pos`, which this thread claimed.
-    fn read(&self, pos: usize, meta: usize, two: bool) -> T {
-        self.cell(pos).words.with(|first| {
-            if two {
-                self.cell(pos.wrapping_add(1)).words.with(|second| {
-                    // SAFETY: `seq == pos + 1` says the push of `pos` wrote both cells (its
-                    // Release store, our Acquire load) with this meta word, and the head CAS
-                    // made this thread the only one to take them: read once.
-                    unsafe { T::read(meta, &*first, Some(&*second)) }
-                })
-            } else {
-                // SAFETY: as above, for the one cell.
-                unsafe { T::read(meta, &*first, None) }
-            }
+    /// Reads the record in the cell `first` and, for a two-cell record, `second`: the cells of
+    /// the positions this thread claimed.
+    fn read(first: &Cell, second: Option<&Cell>, meta: usize) -> T {
+        first.words.with(|first| match second {
+            Some(second) => second.words.with(|second| {
+                // SAFETY: the first cell's `seq` said the push of its position wrote both cells
+                // (its Release store, our Acquire load) with this meta word, and the head CAS
+                // made this thread the only one to take them: read once.
+                unsafe { T::read(meta, &*first, Some(&*second)) }
+            }),
+            // SAFETY: as above, for the one cell.
+            None => unsafe { T::read(meta, &*first, None) },
         })
     }
 
