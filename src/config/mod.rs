@@ -86,8 +86,8 @@ pub const MIN_DEFAULT_RING_CAPACITY: usize = 1024;
 /// Address space the default ring capacity lets all rings of a runtime take together:
 /// 256 MiB (see [`default_ring_capacity`]).
 pub const DEFAULT_RING_MEMORY: usize = 256 << 20;
-/// Bytes one ring slot takes in a release build: the 96-byte envelope and its 8-byte stamp
-/// (what [`default_ring_capacity`] budgets with).
+/// Bytes one ring slot takes: the 96-byte envelope and its 8-byte stamp (what
+/// [`default_ring_capacity`] budgets with).
 pub const RING_SLOT_BYTES: usize = 104;
 
 /// The ring capacity a runtime of `shards` shards gets when none is configured: the largest
@@ -145,7 +145,7 @@ pub const DEFAULT_SPIN_BEFORE_YIELD: Duration = Duration::from_micros(5);
 /// Default pause in polling the injection lane while outside senders stream into it: 2 µs.
 ///
 /// Chosen from the fan-in benchmark (`docs/benchmarks.md`, session 9): a shard that polls the
-/// lane's next slot while a sender is writing it takes that slot's lines from the sender once a
+/// lane's next cell while a sender is writing it takes that cell's line from the sender once a
 /// message; pausing the polls for 2 µs when it keeps finding only a few messages took two
 /// outside senders feeding one actor from ~13.3 M to ~17.1 M msgs/s on the reference machine.
 /// A lone message or ask never waits for it (see [`ShardConfig::inject_pacing`]).
@@ -296,8 +296,8 @@ pub struct ShardConfig {
     pub mailbox_capacity: usize,
     /// Cells (64-byte lines) of the shard's bounded injection lane, which threads outside the
     /// runtime push into (power of two, `2..=1048576`): an envelope takes one cell if its
-    /// message fits in 24 bytes (or is boxed), two otherwise. While it is full an outside `tell` waits and
-    /// `try_tell` answers `Full`. Default [`DEFAULT_INJECT_CAPACITY`]. TOML `inject_capacity`.
+    /// message fits in 24 bytes (or is boxed), two otherwise. While it is full an outside
+    /// `tell` waits and `try_tell` answers `Full`. Default [`DEFAULT_INJECT_CAPACITY`]. TOML `inject_capacity`.
     pub inject_capacity: usize,
     /// Messages one actor may handle per turn before the shard runs the next ready actor (the
     /// fairness budget), `1..=65536`; default [`DEFAULT_BATCH_BUDGET`]. TOML `batch_budget`.
@@ -314,7 +314,7 @@ pub struct ShardConfig {
     /// How long the shard stops polling its injection lane when outside threads stream into
     /// it faster than one poll apart, at most 1 ms (zero never pauses). While the shard keeps
     /// finding the lane holding work at consecutive polls and takes only a few messages each
-    /// time, it is reading each slot while its sender writes it, and the slot's lines move
+    /// time, it is reading each cell while its sender writes it, and the cell's line moves
     /// between the two cores once a message; the pause lets the senders run ahead, and the
     /// shard then takes what they wrote in one batch. A message that arrives alone (an ask, a
     /// sporadic tell) never waits for it: only a stream starts a pause, and a shard about to

@@ -184,13 +184,6 @@ impl ErasedMsg {
             info: Some(info),
         }
     }
-
-    /// The `TypeId` of the stored value (debug builds only).
-    #[cfg(debug_assertions)]
-    #[allow(dead_code)]
-    pub(crate) fn type_id(&self) -> Option<TypeId> {
-        self.info.map(|info| (info.type_id)())
-    }
 }
 
 impl Drop for ErasedMsg {

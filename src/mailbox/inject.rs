@@ -232,7 +232,7 @@ impl<T: LaneRecord> BoundedInject<T> {
                         // waits for the transfer (in its `seq` load, and in the fence that
                         // follows a push).
                         crate::sync::prefetch_write(
-                            &raw const self.cells[claimed.wrapping_add(PREFETCH_AHEAD) & self.mask],
+                            &raw const *self.cell(claimed.wrapping_add(PREFETCH_AHEAD)),
                         );
                         return Ok(());
                     }

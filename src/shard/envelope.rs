@@ -65,13 +65,20 @@ impl Envelope {
     }
 }
 
-/// Payload bytes an envelope's first lane cell holds, after the vtable, the destination and the
-/// stamp: a message of at most this many bytes (or a boxed one) crosses the injection lane in
-/// one 64-byte line; a larger one takes a second cell.
-pub(crate) const FIRST_CELL_PAYLOAD: usize = (CELL_WORDS - 3) * 8;
+/// Words of an envelope's first lane cell before its payload: the vtable, the destination and
+/// the stamp.
+const HEADER_WORDS: usize = 3;
+/// Payload words an envelope's first lane cell holds.
+const FIRST_PAYLOAD_WORDS: usize = CELL_WORDS - HEADER_WORDS;
+/// Payload bytes an envelope's first lane cell holds: a message of at most this many bytes (or a
+/// boxed one) crosses the injection lane in one 64-byte line; a larger one takes a second cell.
+pub(crate) const FIRST_CELL_PAYLOAD: usize = FIRST_PAYLOAD_WORDS * 8;
 
 /// Words of the payload storage.
 const STORAGE_WORDS: usize = std::mem::size_of::<Storage>() / 8;
+/// Payload words a second cell holds: the rest of the storage, which must fit in one cell.
+const SECOND_PAYLOAD_WORDS: usize = STORAGE_WORDS - FIRST_PAYLOAD_WORDS;
+const _: () = assert!(SECOND_PAYLOAD_WORDS <= CELL_WORDS);
 
 /// The injection lane carries an envelope as one or two 64-byte cells (`mailbox::inject`):
 /// first cell `[vtable, slot | generation << 32, stamp, payload words 0..3]`, second cell (only
@@ -116,15 +123,16 @@ impl LaneRecord for Envelope {
                 .add(1)
                 .write(u64::from(slot) | (u64::from(generation) << 32));
             first.add(2).write(stamp);
-            std::ptr::copy_nonoverlapping(payload, first.add(3), CELL_WORDS - 3);
+            std::ptr::copy_nonoverlapping(payload, first.add(HEADER_WORDS), FIRST_PAYLOAD_WORDS);
         }
         if let Some(second) = second {
-            // SAFETY: as above: the storage's words 3..8 into the second cell's first 5 words.
+            // SAFETY: as above: the rest of the storage's words into the second cell
+            // (`SECOND_PAYLOAD_WORDS <= CELL_WORDS`, checked at compile time).
             unsafe {
                 std::ptr::copy_nonoverlapping(
-                    payload.add(CELL_WORDS - 3),
+                    payload.add(FIRST_PAYLOAD_WORDS),
                     second.as_mut_ptr().cast::<u64>(),
-                    STORAGE_WORDS - (CELL_WORDS - 3),
+                    SECOND_PAYLOAD_WORDS,
                 );
             }
         }
@@ -139,7 +147,7 @@ impl LaneRecord for Envelope {
         // vtable's address from a `&'static EnvelopeVTable`, the destination, the stamp and the
         // payload words, copied back within the bounds of both.
         let (vt, dest, stamp) = unsafe {
-            std::ptr::copy_nonoverlapping(first.add(3), payload, CELL_WORDS - 3);
+            std::ptr::copy_nonoverlapping(first.add(HEADER_WORDS), payload, FIRST_PAYLOAD_WORDS);
             (
                 &*(first.read() as usize as *const EnvelopeVTable),
                 first.add(1).read(),
@@ -147,12 +155,12 @@ impl LaneRecord for Envelope {
             )
         };
         if let Some(second) = second {
-            // SAFETY: as above, the payload's words 3..8 from the second cell.
+            // SAFETY: as above, the rest of the payload's words from the second cell.
             unsafe {
                 std::ptr::copy_nonoverlapping(
                     second.as_ptr().cast::<u64>(),
-                    payload.add(CELL_WORDS - 3),
-                    STORAGE_WORDS - (CELL_WORDS - 3),
+                    payload.add(FIRST_PAYLOAD_WORDS),
+                    SECOND_PAYLOAD_WORDS,
                 );
             }
         }
