@@ -300,7 +300,8 @@ fn polled_inject_lane() {
     let mut seen = [false; 2];
     let mut announced = 0;
     while !seen.iter().all(|&s| s) {
-        while let Some(v) = queue.pop() {
+        // SAFETY: this thread is the queue's only consumer, and never closes it.
+        while let Some(v) = unsafe { queue.pop() } {
             assert!(!seen[v], "value {v} taken twice");
             seen[v] = true;
         }

@@ -10,11 +10,16 @@
 //! takes two cells, written to both and checked on the way out), so every model also checks
 //! that a record's second cell is published with its first.
 //!
-//! Models: (a) two pushers, two values each (one of them a two-cell record), one consumer; (a') one pusher, three values, two
-//! slots (the pusher retries while full); (b) one pusher and two concurrent poppers (after shutdown, late pushers drain the
-//! queue next to the shard); (c) the deliberately broken push whose `seq` store is `Relaxed`
-//! (`--cfg coreactor_loom_bug="inject_bounded"`): loom must report the unsynchronised read of
-//! the slot.
+//! The lane has one consumer at a time (`BoundedInject::pop` is `unsafe`); after shutdown the
+//! role moves from the shard to late pushers through a token (`src/shard/close.rs`, modelled
+//! in `loom-tests/inject_close.rs`).
+//!
+//! Models: (a) two pushers, two values each (one of them a two-cell record), one consumer;
+//! (a') one pusher, three values, two cells (the pusher retries while full); (b) one pusher,
+//! and the consumer's role handed from one thread to another with a Release/Acquire flag, as
+//! the token does (the head is read and written `Relaxed`); (c) the deliberately broken push
+//! whose `seq` store is `Relaxed` (`--cfg coreactor_loom_bug="inject_bounded"`): loom must
+//! report the unsynchronised read of the slot.
 //!
 //! ```text
 //! RUSTFLAGS="--cfg coreactor_loom" LOOM_MAX_PREEMPTIONS=2 \
@@ -30,9 +35,16 @@ use loom::thread;
 /// Pushes into a full queue, over every execution of a model (std atomics: bookkeeping of the
 /// test, outside the model; each model asserts it reached the case it is about).
 static FULL_PUSHES: AtomicUsize = AtomicUsize::new(0);
-/// Values the second popper of model (b) took, over every execution.
+/// Values the second consumer of model (b) took, over every execution.
 #[cfg_attr(coreactor_loom_bug = "inject_bounded", allow(dead_code))]
-static SECOND_POPPER_TOOK: AtomicUsize = AtomicUsize::new(0);
+static SECOND_CONSUMER_TOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Pops as the queue's consumer.
+fn take(queue: &BoundedInject<usize>) -> Option<usize> {
+    // SAFETY: in every model one thread at a time pops, and each hands the role on with a
+    // Release/Acquire pair (model (b)) or a join.
+    unsafe { queue.pop() }
+}
 
 /// Pushes `values` in order, yielding while the queue is full.
 fn push_all(queue: &BoundedInject<usize>, values: &[usize]) {
@@ -52,7 +64,7 @@ fn push_all(queue: &BoundedInject<usize>, values: &[usize]) {
 fn pop_n(queue: &BoundedInject<usize>, n: usize) -> Vec<usize> {
     let mut got = Vec::new();
     while got.len() < n {
-        match queue.pop() {
+        match take(queue) {
             Some(v) => got.push(v),
             None => thread::yield_now(),
         }
@@ -78,7 +90,7 @@ fn two_pushers_keep_their_order() {
         for p in pushers {
             p.join().unwrap();
         }
-        assert_eq!(queue.pop(), None, "a value was left in the queue");
+        assert_eq!(take(&queue), None, "a value was left in the queue");
         for first in [10, 20] {
             let a = got
                 .iter()
@@ -110,7 +122,7 @@ fn a_full_queue_gives_the_value_back() {
         let got = pop_n(&queue, 3);
         pusher.join().unwrap();
         assert_eq!(got, [1, 2, 3]);
-        assert_eq!(queue.pop(), None);
+        assert_eq!(take(&queue), None);
     });
     assert!(
         FULL_PUSHES.load(Ordering::Relaxed) > 0,
@@ -118,44 +130,42 @@ fn a_full_queue_gives_the_value_back() {
     );
 }
 
-/// (b) Two poppers race for the values of one pusher: each value is taken once.
+/// (b) The consumer's role moves from one thread to another mid-stream, handed on with a
+/// Release store and an Acquire load of a flag, as `ClosableQueue`'s token does: each value is
+/// taken once, in order.
 #[test]
 #[cfg(not(coreactor_loom_bug = "inject_bounded"))]
-fn two_poppers_take_each_value_once() {
+fn the_consumer_role_moves_between_threads() {
     loom::model(|| {
-        // Room for every value (five cells): the poppers may both be gone before the pusher is
-        // done.
+        // Room for every value (five cells).
         let queue = Arc::new(BoundedInject::new(8));
+        // 0 while the first consumer holds the role; then 1 + how many values it took.
+        let handed = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
         let q = Arc::clone(&queue);
         let pusher = thread::spawn(move || push_all(&q, &[1, 2, 3]));
-        let q = Arc::clone(&queue);
-        let popper = thread::spawn(move || {
-            let mut got = Vec::new();
-            while let Some(v) = q.pop() {
-                got.push(v);
+        let (q, h) = (Arc::clone(&queue), Arc::clone(&handed));
+        let second = thread::spawn(move || {
+            let mut took_before = h.load(Ordering::Acquire);
+            while took_before == 0 {
+                thread::yield_now();
+                took_before = h.load(Ordering::Acquire);
             }
-            got
+            pop_n(&q, 3 - (took_before - 1))
         });
-        let mut mine = Vec::new();
-        while let Some(v) = queue.pop() {
-            mine.push(v);
+        let mut first = Vec::new();
+        while let Some(v) = take(&queue) {
+            first.push(v);
         }
+        handed.store(1 + first.len(), Ordering::Release);
+        let mut theirs = second.join().unwrap();
         pusher.join().unwrap();
-        let mut theirs = popper.join().unwrap();
-        SECOND_POPPER_TOOK.fetch_add(theirs.len(), Ordering::Relaxed);
-        // What nobody took before the pusher finished is still there, in order.
-        while let Some(v) = queue.pop() {
-            mine.push(v);
-        }
-        assert!(mine.windows(2).all(|w| w[0] < w[1]), "{mine:?}");
-        assert!(theirs.windows(2).all(|w| w[0] < w[1]), "{theirs:?}");
-        mine.append(&mut theirs);
-        mine.sort_unstable();
-        assert_eq!(mine, [1, 2, 3], "each value taken exactly once");
+        SECOND_CONSUMER_TOOK.fetch_add(theirs.len(), Ordering::Relaxed);
+        first.append(&mut theirs);
+        assert_eq!(first, [1, 2, 3], "each value once, in order");
     });
     assert!(
-        SECOND_POPPER_TOOK.load(Ordering::Relaxed) > 0,
-        "no execution had the two poppers share the values"
+        SECOND_CONSUMER_TOOK.load(Ordering::Relaxed) > 0,
+        "no execution handed values to the second consumer"
     );
 }
 
@@ -170,7 +180,7 @@ fn relaxed_publish_is_caught() {
         let q = Arc::clone(&queue);
         let pusher = thread::spawn(move || push_all(&q, &[7]));
         loop {
-            if queue.pop().is_some() {
+            if take(&queue).is_some() {
                 break;
             }
             thread::yield_now();

@@ -17,12 +17,17 @@
 //! broken `push` without its fence (`--cfg coreactor_loom_bug="inject"`): loom must find a run
 //! that leaves a value queued; (d) the skipped doorbell ring; (e) model (b) on the bounded lane
 //! that outside threads use (the models (a)–(d) use the unbounded lane of foreign shard
-//! threads).
+//! threads): the pushers' discards take the consumer's token (`close.rs`, "One consumer"),
+//! which the shard hands back at the end of its final drain; (f) the token handed back without
+//! the holder's last look (`--cfg coreactor_loom_bug="inject_token"`): loom must find a run
+//! that leaves a value queued.
 //!
 //! ```text
 //! RUSTFLAGS="--cfg coreactor_loom" LOOM_MAX_PREEMPTIONS=2 \
 //!     cargo test --release -p coreactor-loom-tests --test loom_inject_close
 //! RUSTFLAGS="--cfg coreactor_loom --cfg coreactor_loom_bug=\"inject\"" LOOM_MAX_PREEMPTIONS=2 \
+//!     cargo test --release -p coreactor-loom-tests --test loom_inject_close
+//! RUSTFLAGS="--cfg coreactor_loom --cfg coreactor_loom_bug=\"inject_token\"" LOOM_MAX_PREEMPTIONS=2 \
 //!     cargo test --release -p coreactor-loom-tests --test loom_inject_close
 //! ```
 
@@ -54,10 +59,12 @@ fn pusher(queue: Arc<ClosableQueue<usize>>, values: Vec<usize>) -> thread::JoinH
 /// The shard's side: a last regular drain, then the final drain that closes the queue.
 fn shard(queue: &ClosableQueue<usize>) -> Handled {
     let mut handled = Handled::default();
-    while let Some(v) = queue.pop() {
+    // SAFETY: this thread is the queue's consumer: it pops, then closes once, and pops no more.
+    while let Some(v) = unsafe { queue.pop() } {
         handled.consumed.push(v);
     }
-    queue.close(|v| handled.discarded.push(v));
+    // SAFETY: as above.
+    unsafe { queue.close(|v| handled.discarded.push(v)) };
     handled
 }
 
@@ -83,6 +90,7 @@ fn bounded_pusher(
 }
 
 /// Runs the shard against one pusher per entry of `pushers` and checks the property.
+#[cfg_attr(coreactor_loom_bug = "inject_token", allow(dead_code))]
 fn handshake(pushers: &[&[usize]]) {
     handshake_on(pushers, false);
 }
@@ -107,7 +115,7 @@ fn handshake_on(pushers: &[&[usize]], bounded: bool) {
             .map(|t| t.join().expect("pusher panicked")),
     );
 
-    assert_eq!(queue.pop(), None, "a value was left in the queue");
+    assert!(queue.is_empty(), "a value was left in the queue");
     let mut seen: Vec<usize> = all
         .iter()
         .flat_map(|h| h.consumed.iter().chain(&h.discarded))
@@ -124,7 +132,7 @@ fn handshake_on(pushers: &[&[usize]], bounded: bool) {
 
 /// (a) One outside thread pushes three values while the shard drains and closes.
 #[test]
-#[cfg(not(coreactor_loom_bug = "inject"))]
+#[cfg(not(any(coreactor_loom_bug = "inject", coreactor_loom_bug = "inject_token")))]
 fn one_pusher_three_values() {
     loom::model(|| handshake(&[&[0, 1, 2]]));
 }
@@ -132,7 +140,7 @@ fn one_pusher_three_values() {
 /// (b) Two outside threads push two values each: a value may be discarded by the shard or by
 /// either pusher, whichever pops it, and still only once.
 #[test]
-#[cfg(not(coreactor_loom_bug = "inject"))]
+#[cfg(not(any(coreactor_loom_bug = "inject", coreactor_loom_bug = "inject_token")))]
 fn two_pushers() {
     loom::model(|| handshake(&[&[0, 1], &[2, 3]]));
 }
@@ -143,9 +151,24 @@ fn two_pushers() {
 /// records the pushers wait for room so often that loom's paths grow past its bound, and the
 /// record lengths are checked by `loom-tests/inject_bounded.rs`.
 #[test]
-#[cfg(not(any(coreactor_loom_bug = "inject", coreactor_loom_bug = "inject_bounded")))]
+#[cfg(not(any(
+    coreactor_loom_bug = "inject",
+    coreactor_loom_bug = "inject_bounded",
+    coreactor_loom_bug = "inject_token"
+)))]
 fn two_pushers_bounded_lane() {
     loom::model(|| handshake_on(&[&[0, 2], &[4, 6]], true));
+}
+
+/// (f) Without the token holder's last look at the lanes after it gives the token back
+/// (`--cfg coreactor_loom_bug="inject_token"`), loom finds the pusher whose value lands while
+/// the shard closes: it finds the queue closed, fails to take the token the shard still holds,
+/// and leaves its value to the shard, which hands the token back without looking again.
+#[test]
+#[cfg(coreactor_loom_bug = "inject_token")]
+#[should_panic(expected = "a value was left in the queue")]
+fn handing_back_without_a_look_is_caught() {
+    loom::model(|| handshake_on(&[&[0, 2]], true));
 }
 
 /// (c) Without the pusher's fence, loom finds the store-buffering interleaving: the pusher
@@ -188,7 +211,8 @@ fn skipped_ring_loses_nothing() {
             let bits = bell.take();
             if bits & INJECT != 0 {
                 queue.drain_fence();
-                while let Some(v) = queue.pop() {
+                // SAFETY: this thread is the queue's only consumer, and never closes it.
+                while let Some(v) = unsafe { queue.pop() } {
                     got.push(v);
                 }
                 continue;

@@ -3,12 +3,12 @@
 //! Two lanes feed a shard's inbox (`shard::close::ClosableQueue` wraps both):
 //!
 //! * [`BoundedInject`], for threads outside the runtime: a bounded lock-free array queue of
-//!   64-byte cells (Vyukov's bounded MPMC algorithm: one sequence word per cell, a CAS on the
-//!   tail to claim cells, a CAS on the head to take them). A value is a [`LaneRecord`] of one or
-//!   two cells: a pusher claims both cells of a two-cell record with one CAS (after checking
-//!   that both are free), and publishes the record with the first cell's sequence word alone;
-//!   the record's *meta* word, stored atomically in the first cell, tells a popper how many
-//!   cells to claim before it owns them. An envelope takes one cell if its message fits in 24
+//!   64-byte cells, after Vyukov's bounded queue (one sequence word per cell, a CAS on the tail
+//!   to claim cells) with a single consumer, which takes a cell with plain loads and stores
+//!   of the head, no read-modify-write. A value is a [`LaneRecord`] of one or two cells: a
+//!   pusher claims both cells of a two-cell record with one CAS (after checking that both are
+//!   free), and publishes the record with the first cell's sequence word alone; the record's
+//!   *meta* word, in the first cell, tells the consumer how many cells to take. An envelope takes one cell if its message fits in 24
 //!   bytes: one line crosses between the cores per small message, where the 128-byte slots of
 //!   earlier versions moved two (`docs/benchmarks.md`, session 9). It allocates nothing after
 //!   construction. A full queue is reported to the pusher, which waits for room (outside
@@ -65,9 +65,8 @@ pub type CellWords = MaybeUninit<[u64; CELL_WORDS]>;
 /// A value the bounded lane carries: one record of one or two cells.
 ///
 /// A record is a *meta* word, which the lane stores atomically in the record's first cell so
-/// that a popper learns the record's length before it claims it, and the words of one or two
-/// cells, written by the one pusher that claimed them and read by the one popper that claimed
-/// them.
+/// that the consumer learns the record's length from it, and the words of one or two cells,
+/// written by the one pusher that claimed them and read by the consumer.
 pub trait LaneRecord: Sized {
     /// The record's meta word; [`cells`](Self::cells) of it must say how many cells it takes.
     fn meta(&self) -> usize;
@@ -134,8 +133,9 @@ struct Cell {
     words: UnsafeCell<CellWords>,
 }
 
-/// Bounded lock-free multi-producer queue (any number of pushers and poppers) of `capacity`
-/// 64-byte cells, a power of two; a value takes one or two. See the module docs.
+/// Bounded lock-free queue of `capacity` 64-byte cells, a power of two, for any number of
+/// pushers and one consumer at a time ([`pop`](Self::pop) is `unsafe` for that); a value takes
+/// one or two cells. See the module docs.
 pub struct BoundedInject<T: LaneRecord> {
     head: CachePadded<AtomicUsize>,
     tail: CachePadded<AtomicUsize>,
@@ -145,10 +145,10 @@ pub struct BoundedInject<T: LaneRecord> {
 }
 
 // SAFETY: values move between threads through the queue (hence `T: Send`); a cell's words are
-// accessed only by the one thread whose CAS claimed that position (the pusher writes them
-// before its Release store of the first cell's `seq`, the popper reads them after its Acquire
-// load of that `seq` and its own CAS on the head), so sharing `&BoundedInject` never gives two
-// threads the same words at once.
+// accessed only by the one pusher whose tail CAS claimed that position, which writes them
+// before its Release store of the first cell's `seq`, and then by the consumer, which reads
+// them after its Acquire load of that `seq` (`pop`'s contract makes it the only one), so
+// sharing `&BoundedInject` never gives two threads the same words at once.
 unsafe impl<T: LaneRecord + Send> Send for BoundedInject<T> {}
 // SAFETY: as for `Send`.
 unsafe impl<T: LaneRecord + Send> Sync for BoundedInject<T> {}
@@ -265,59 +265,50 @@ impl<T: LaneRecord> BoundedInject<T> {
 
     /// Takes the oldest value, or `None` if the oldest position holds no value yet (empty, or
     /// its pusher claimed it and is still writing: it rings the doorbell after it wrote).
-    pub fn pop(&self) -> Option<T> {
-        let mut pos = self.head.load(Ordering::Relaxed);
-        loop {
-            let first = self.cell(pos);
-            // Acquire: pairs with the pusher's Release store, so its writes are visible.
-            let lag = first
-                .seq
-                .load(Ordering::Acquire)
-                .wrapping_sub(pos.wrapping_add(1)) as isize;
-            if lag == 0 {
-                // Relaxed: ordered by the Acquire load above. If another popper takes `pos`
-                // first (and a pusher of the next lap rewrites it), the CAS below fails and
-                // this value is not used.
-                let meta = first.meta.load(Ordering::Relaxed);
-                let two = T::cells(meta) == 2;
-                match self.head.compare_exchange_weak(
-                    pos,
-                    pos.wrapping_add(if two { 2 } else { 1 }),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => {
-                        let second = two.then(|| self.cell(pos.wrapping_add(1)));
-                        let value = Self::read(first, second, meta);
-                        // Release: the pushers of the next lap see the cells empty before they
-                        // write them.
-                        let lap = self.mask + 1;
-                        first.seq.store(pos.wrapping_add(lap), Ordering::Release);
-                        if let Some(second) = second {
-                            let next = pos.wrapping_add(1);
-                            second.seq.store(next.wrapping_add(lap), Ordering::Release);
-                        }
-                        return Some(value);
-                    }
-                    Err(current) => pos = current,
-                }
-            } else if lag < 0 {
-                return None;
-            } else {
-                // Another popper took `pos` already.
-                pos = self.head.load(Ordering::Relaxed);
-            }
+    ///
+    /// The queue has one consumer at a time, so a pop is loads and stores, with no
+    /// read-modify-write: a locked instruction here (the head CAS of the multi-consumer
+    /// algorithm) waited, at every message, for the store that freed the previous cell to
+    /// reach a line the pushers had just written (`docs/benchmarks.md`, session 10).
+    ///
+    /// # Safety
+    ///
+    /// The caller is the queue's one consumer: no other `pop` runs at the same time, and every
+    /// earlier `pop` happens before this one (`shard::close` hands the role from the shard to
+    /// late pushers with an Acquire/Release token).
+    pub unsafe fn pop(&self) -> Option<T> {
+        // Relaxed: only the consumer writes the head, and the previous consumer's store
+        // happens before this load (the caller's contract).
+        let pos = self.head.load(Ordering::Relaxed);
+        let first = self.cell(pos);
+        // Acquire: pairs with the pusher's Release store, so its writes are visible.
+        if first.seq.load(Ordering::Acquire) != pos.wrapping_add(1) {
+            return None;
         }
+        // Relaxed: ordered by the Acquire load above; nobody writes it until the cell is freed.
+        let meta = first.meta.load(Ordering::Relaxed);
+        let second = (T::cells(meta) == 2).then(|| self.cell(pos.wrapping_add(1)));
+        let value = Self::read(first, second, meta);
+        // Release: the pushers of the next lap see the cells empty before they write them.
+        let lap = self.mask + 1;
+        first.seq.store(pos.wrapping_add(lap), Ordering::Release);
+        let mut next = pos.wrapping_add(1);
+        if let Some(second) = second {
+            second.seq.store(next.wrapping_add(lap), Ordering::Release);
+            next = next.wrapping_add(1);
+        }
+        self.head.store(next, Ordering::Relaxed);
+        Some(value)
     }
 
-    /// Reads the record in the cell `first` and, for a two-cell record, `second`: the cells of
-    /// the positions this thread claimed.
+    /// Reads the record in the cell `first` and, for a two-cell record, `second`: the cells at
+    /// the consumer's head, published.
     fn read(first: &Cell, second: Option<&Cell>, meta: usize) -> T {
         first.words.with(|first| match second {
             Some(second) => second.words.with(|second| {
                 // SAFETY: the first cell's `seq` said the push of its position wrote both cells
-                // (its Release store, our Acquire load) with this meta word, and the head CAS
-                // made this thread the only one to take them: read once.
+                // (its Release store, our Acquire load) with this meta word, and `pop`'s
+                // contract makes this thread the only consumer: read once, then freed.
                 unsafe { T::read(meta, &*first, Some(&*second)) }
             }),
             // SAFETY: as above, for the one cell.
@@ -325,7 +316,8 @@ impl<T: LaneRecord> BoundedInject<T> {
         })
     }
 
-    /// True if the oldest position holds no value (a snapshot).
+    /// True if the oldest position holds no value: exact for the consumer (until a push), a
+    /// snapshot that may be stale from any other thread.
     #[must_use]
     #[inline]
     pub fn is_empty(&self) -> bool {
@@ -344,8 +336,9 @@ impl<T: LaneRecord> BoundedInject<T> {
 
 impl<T: LaneRecord> Drop for BoundedInject<T> {
     fn drop(&mut self) {
-        // `&mut self`: every pusher and popper is gone; what is still queued is dropped here.
-        while self.pop().is_some() {}
+        // SAFETY: `&mut self`: every pusher and the consumer are gone, so this thread is the
+        // only consumer; what is still queued is dropped here.
+        while unsafe { self.pop() }.is_some() {}
     }
 }
 
@@ -372,7 +365,6 @@ mod imp {
         }
 
         /// True if no value is queued (a snapshot).
-        #[cfg_attr(not(test), allow(dead_code))]
         pub(crate) fn is_empty(&self) -> bool {
             self.0.is_empty()
         }
@@ -421,9 +413,10 @@ mod imp {
             value
         }
 
-        #[allow(dead_code)]
+        /// True if no value is queued: the length hint, without the lock, so no stronger than
+        /// `SegQueue::is_empty` (see `pop`).
         pub(crate) fn is_empty(&self) -> bool {
-            self.queue.lock().unwrap().is_empty()
+            self.len.load(Ordering::Relaxed) == 0
         }
     }
 }
@@ -434,6 +427,12 @@ pub(crate) use imp::InjectQueue;
 mod tests {
     use super::{BoundedInject, CELL_WORDS, CellWords, InjectQueue, LaneRecord};
     use std::sync::Arc;
+
+    /// Pops as the queue's consumer.
+    fn take<T: LaneRecord>(q: &BoundedInject<T>) -> Option<T> {
+        // SAFETY: each test pops from one thread only.
+        unsafe { q.pop() }
+    }
 
     #[test]
     fn bounded_fifo_full_and_wrap() {
@@ -447,9 +446,9 @@ mod tests {
             }
             assert_eq!(q.push(98), Err(98), "a full queue gives the value back");
             for i in 0..4 {
-                assert_eq!(q.pop(), Some(lap * 100 + 2 * i));
+                assert_eq!(take(&q), Some(lap * 100 + 2 * i));
             }
-            assert_eq!(q.pop(), None);
+            assert_eq!(take(&q), None);
             assert!(q.is_empty());
         }
     }
@@ -463,27 +462,27 @@ mod tests {
         assert_eq!(q.push(5), Err(5), "two cells needed, one free");
         q.push(4).unwrap();
         assert_eq!(q.push(6), Err(6), "full");
-        assert_eq!(q.pop(), Some(2));
+        assert_eq!(take(&q), Some(2));
         // Positions 4.. : a two-cell record at position 4 would need cell 0 (free) and 1
         // (still holding the record 3): refused until 3 is taken.
         assert_eq!(q.push(7), Err(7));
-        assert_eq!(q.pop(), Some(3));
+        assert_eq!(take(&q), Some(3));
         // Now at position 4 (cell 0) and 5 (cell 1): fits.
         q.push(7).unwrap();
-        assert_eq!(q.pop(), Some(4));
+        assert_eq!(take(&q), Some(4));
         // Position 6 is cell 2 and 7 is cell 3; then 8 wraps: a record at 7 spans cells 3 and 0.
         q.push(8).unwrap();
-        assert_eq!(q.pop(), Some(7));
+        assert_eq!(take(&q), Some(7));
         q.push(9).unwrap();
-        assert_eq!(q.pop(), Some(8));
-        assert_eq!(q.pop(), Some(9));
-        assert_eq!(q.pop(), None);
+        assert_eq!(take(&q), Some(8));
+        assert_eq!(take(&q), Some(9));
+        assert_eq!(take(&q), None);
         for lap in 0..20u64 {
             let v = 2 * lap + 1;
             q.push(v).unwrap();
             q.push(v + 1).unwrap();
-            assert_eq!(q.pop(), Some(v));
-            assert_eq!(q.pop(), Some(v + 1));
+            assert_eq!(take(&q), Some(v));
+            assert_eq!(take(&q), Some(v + 1));
         }
         assert!(q.is_empty());
     }
@@ -514,7 +513,7 @@ mod tests {
         for _ in 0..5 {
             assert!(q.push(Counted(Arc::clone(&counter))).is_ok());
         }
-        drop(q.pop());
+        drop(take(&q));
         drop(q);
         assert_eq!(Arc::strong_count(&counter), 1);
     }
@@ -543,7 +542,7 @@ mod tests {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while next != [per, per] {
             assert!(std::time::Instant::now() < deadline, "consumer starved");
-            match q.pop() {
+            match take(&q) {
                 Some(v) => {
                     let p = (v >> 32) as usize;
                     assert_eq!(v & 0xffff_ffff, next[p], "pusher {p} out of order");

@@ -12,8 +12,8 @@
 //!
 //! 1. pushes its value;
 //! 2. `fence(SeqCst)`;
-//! 3. loads `closed` (Relaxed); if set, pops and discards everything queued, its own value or
-//!    anyone else's;
+//! 3. loads `closed` (Relaxed); if set, discards everything queued, its own value or anyone
+//!    else's, if it can take the consumer's role (see "One consumer" below);
 //! 4. calls `notify` (in the runtime: for the unbounded lane, rings the shard's doorbell unless
 //!    its `INJECT` bit is already set, see below; for the bounded lane, which the shard polls,
 //!    rings only if the shard announced that it sleeps, see "Two lanes").
@@ -22,7 +22,8 @@
 //!
 //! 1. stores `closed = true` (Relaxed);
 //! 2. `fence(SeqCst)`;
-//! 3. pops and discards everything queued.
+//! 3. pops and discards everything queued;
+//! 4. hands the consumer's role back (see "One consumer").
 //!
 //! # Skipping the doorbell (unbounded lane)
 //!
@@ -52,6 +53,31 @@
 //! AcqRel, while it does model `fence(SeqCst)`. `loom-tests/inject_close.rs` checks the
 //! handshake with [`InjectQueue`]'s loom stand-in, whose emptiness check is no stronger than
 //! crossbeam's.
+//!
+//! # One consumer
+//!
+//! The bounded lane has a single consumer ([`BoundedInject::pop`] is `unsafe`): a shard takes
+//! a message with plain loads and stores of the head, no read-modify-write. The role is a
+//! token, `consumer`, which the shard holds from the queue's creation until its final drain.
+//! After `close`, late pushers discard, and several may do so at once, so each must hold the
+//! token while it pops:
+//!
+//! * to discard, a thread takes the token with a CAS (`false` to `true`, Acquire). If the CAS
+//!   fails, someone else holds it and will look at the queue again after giving it back, so
+//!   the thread leaves at once (lock-free: nobody waits for the holder);
+//! * a holder pops and discards everything, gives the token back (Release), issues
+//!   `fence(SeqCst)`, and looks at both lanes again; if either holds a value, it tries to
+//!   take the token once more.
+//!
+//! The Release/Acquire pair orders each holder's pops before the next holder's, as
+//! [`BoundedInject::pop`] requires. A value is never left behind: a pusher whose CAS failed
+//! pushed, then fenced (step 2), then read the token set; the holder cleared it, fenced, then
+//! looks at the lanes. Of the two SeqCst fences, if the pusher's comes first the holder's look
+//! sees the value; otherwise the pusher's CAS reads the cleared token or a later holder's,
+//! and that holder looks again after its own release. The shard hands the token back the same
+//! way at the end of `close`, and must not pop afterwards. `loom-tests/inject_close.rs`
+//! checks it, and with the final look left out (`--cfg coreactor_loom_bug="inject_token"`)
+//! must find a value left queued.
 //!
 //! # Two lanes
 //!
@@ -91,6 +117,9 @@ pub struct ClosableQueue<T: LaneRecord> {
     bounded: BoundedInject<T>,
     queue: InjectQueue<T>,
     closed: AtomicBool,
+    /// The consumer's token ("One consumer"): set while some thread may pop the lanes. The
+    /// shard holds it from the start until the end of `close`.
+    consumer: AtomicBool,
 }
 
 impl<T: LaneRecord> ClosableQueue<T> {
@@ -112,6 +141,7 @@ impl<T: LaneRecord> ClosableQueue<T> {
             bounded: BoundedInject::new(capacity),
             queue: InjectQueue::new(),
             closed: AtomicBool::new(false),
+            consumer: AtomicBool::new(true),
         }
     }
 
@@ -149,7 +179,7 @@ impl<T: LaneRecord> ClosableQueue<T> {
         fence(Ordering::SeqCst);
         // Relaxed: the fences above and in `close` order this load (see the module docs).
         if self.closed.load(Ordering::Relaxed) {
-            self.discard_all(discard);
+            self.discard_late(discard);
         }
         notify();
     }
@@ -168,22 +198,90 @@ impl<T: LaneRecord> ClosableQueue<T> {
         !self.bounded.is_empty()
     }
 
-    /// Consumer: takes the oldest value of the bounded lane, else of the unbounded one.
-    pub fn pop(&self) -> Option<T> {
-        self.bounded.pop().or_else(|| self.queue.pop())
+    /// True if neither lane holds a value: exact for the consumer, a snapshot for any other
+    /// thread.
+    pub fn is_empty(&self) -> bool {
+        self.bounded.is_empty() && self.queue.is_empty()
     }
 
-    /// Consumer's final drain: closes the queue and hands everything queued to `discard`.
-    /// Values pushed later are discarded by their pushers.
-    pub fn close(&self, discard: impl FnMut(T)) {
+    /// True once the consumer closed the queue (exact for the consumer, which closes it).
+    #[inline]
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Consumer: takes the oldest value of the bounded lane, else of the unbounded one.
+    ///
+    /// # Safety
+    ///
+    /// The caller is the consumer (the thread that will close the queue) and has not closed
+    /// it yet: no other thread pops before the close ("One consumer" in the module docs).
+    #[inline]
+    pub unsafe fn pop(&self) -> Option<T> {
+        debug_assert!(!self.is_closed(), "a pop after close");
+        // SAFETY: the caller's contract: this thread holds the consumer's token.
+        unsafe { self.bounded.pop() }.or_else(|| self.queue.pop())
+    }
+
+    /// Consumer's final drain: closes the queue, hands everything queued to `discard`, and
+    /// hands the consumer's role to late pushers, which discard what they push from then on.
+    ///
+    /// # Safety
+    ///
+    /// As for [`pop`](Self::pop): the consumer, once. It must not pop afterwards.
+    pub unsafe fn close(&self, mut discard: impl FnMut(T)) {
         // Relaxed: the fence below publishes it (pairs with the fence in `push`).
         self.closed.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        self.discard_all(discard);
+        // SAFETY: the caller's contract: this thread holds the token.
+        unsafe { self.discard_queued(&mut discard) };
+        self.hand_back(discard);
     }
 
-    fn discard_all(&self, mut discard: impl FnMut(T)) {
-        while let Some(value) = self.pop() {
+    /// A late pusher (the queue is closed): discards everything queued if it can take the
+    /// consumer's token; else its holder will see what this pusher pushed ("One consumer").
+    fn discard_late(&self, mut discard: impl FnMut(T)) {
+        if self.take_token() {
+            // SAFETY: this thread holds the token.
+            unsafe { self.discard_queued(&mut discard) };
+            self.hand_back(discard);
+        }
+    }
+
+    /// Takes the consumer's token; false if another thread holds it.
+    fn take_token(&self) -> bool {
+        // Acquire: pairs with the previous holder's Release, so its pops happen before ours.
+        self.consumer
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// The token's holder gives it back, then looks at the lanes again, and discards again if
+    /// it can take the token back while something is queued.
+    fn hand_back(&self, mut discard: impl FnMut(T)) {
+        loop {
+            // Release: the next holder's pops come after ours.
+            self.consumer.store(false, Ordering::Release);
+            // Pairs with the fence of a pusher whose CAS found the token held ("One consumer").
+            fence(Ordering::SeqCst);
+            // The deliberate bug leaves the look out (see the module docs).
+            let look_again = cfg!(not(coreactor_loom_bug = "inject_token"));
+            if !look_again || self.is_empty() || !self.take_token() {
+                return;
+            }
+            // SAFETY: the token was taken just above.
+            unsafe { self.discard_queued(&mut discard) };
+        }
+    }
+
+    /// Pops and discards everything queued.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the consumer's token.
+    unsafe fn discard_queued(&self, discard: &mut impl FnMut(T)) {
+        // SAFETY: the caller holds the token.
+        while let Some(value) = unsafe { self.bounded.pop() }.or_else(|| self.queue.pop()) {
             discard(value);
         }
     }
@@ -198,6 +296,19 @@ impl<T: LaneRecord> Default for ClosableQueue<T> {
 #[cfg(all(test, not(coreactor_loom)))]
 mod tests {
     use super::ClosableQueue;
+    use crate::mailbox::inject::LaneRecord;
+
+    /// Pops as the queue's consumer.
+    fn take<T: LaneRecord>(q: &ClosableQueue<T>) -> Option<T> {
+        // SAFETY: each test pops from one thread, before it closes the queue.
+        unsafe { q.pop() }
+    }
+
+    /// Closes the queue as its consumer.
+    fn close<T: LaneRecord>(q: &ClosableQueue<T>, discard: impl FnMut(T)) {
+        // SAFETY: each test's one thread closes its queue once and pops no more.
+        unsafe { q.close(discard) }
+    }
 
     #[test]
     fn bounded_ready_sees_the_bounded_lane_only() {
@@ -210,9 +321,9 @@ mod tests {
         assert!(q.bounded_ready());
         // The unbounded lane is announced through the doorbell, not polled.
         q.push(2, || notified += 1, |_| panic!("open queue"));
-        assert_eq!(q.pop(), Some(1), "the bounded lane first");
+        assert_eq!(take(&q), Some(1), "the bounded lane first");
         assert!(!q.bounded_ready(), "only the unbounded lane holds a value");
-        assert_eq!(q.pop(), Some(2));
+        assert_eq!(take(&q), Some(2));
         assert_eq!(notified, 2);
     }
 
@@ -238,7 +349,7 @@ mod tests {
         let mut closed_with = Vec::new();
         q.try_push_bounded(1, || {}, |_| panic!("open queue"))
             .unwrap();
-        q.close(|v| closed_with.push(v));
+        close(&q, |v| closed_with.push(v));
         assert_eq!(closed_with, vec![1]);
         let mut late = Vec::new();
         q.try_push_bounded(2, || {}, |v| late.push(v)).unwrap();

@@ -316,9 +316,17 @@ impl ShardShared {
     }
 
     /// The shard's final drain: after this, late pushes are discarded by their pushers.
-    pub(crate) fn close_inject(&self) {
-        self.inject
-            .close(|env| self.discard(env, DeadLetterReason::Shutdown));
+    ///
+    /// # Safety
+    ///
+    /// Called once, by this shard's thread (the injection queue's consumer), which pops the
+    /// queue no more afterwards.
+    pub(crate) unsafe fn close_inject(&self) {
+        // SAFETY: the caller's contract is `ClosableQueue::close`'s.
+        unsafe {
+            self.inject
+                .close(|env| self.discard(env, DeadLetterReason::Shutdown));
+        }
     }
 
     /// Accounts for an envelope that cannot be delivered, then drops it (which answers any

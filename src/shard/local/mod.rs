@@ -701,7 +701,8 @@ impl ShardLocal {
     fn drain_inbound(&self, polled: u64, taken: u64) -> bool {
         let bits = polled | taken;
         let mut any = false;
-        if bits & INJECT != 0 {
+        // After the final drain closed the injection queue, late pushers discard what they push.
+        if bits & INJECT != 0 && !self.shared.inject.is_closed() {
             // Only a drain that took the `INJECT` bit owes the unbounded lane's pushers the
             // fence (`shard::close`, "Skipping the doorbell"): a pusher that skipped ringing
             // saw the bit set, and it stays set until a take, whose drain fences. A lane found
@@ -718,7 +719,9 @@ impl ShardLocal {
             let since = self.inject_since.replace(self.now_ns());
             let mut n = 0;
             while n < 4096 {
-                let Some(mut env) = self.shared.inject.pop() else {
+                // SAFETY: this is the shard's thread, the queue's consumer, and the queue is
+                // open (checked above; only this thread closes it).
+                let Some(mut env) = (unsafe { self.shared.inject.pop() }) else {
                     break;
                 };
                 n += 1;
@@ -1252,7 +1255,9 @@ impl ShardLocal {
                 self.park(Some(Duration::from_millis(5)));
             }
         }
-        self.shared.close_inject();
+        // SAFETY: the shard's thread, once (`shutdown` runs at the end of `run_loop`); the
+        // drains after it skip the closed queue (`drain_inbound`).
+        unsafe { self.shared.close_inject() };
         self.drain_discarding();
         self.discard_overflow();
         // Slots reserved by spawns whose install task was discarded were never installed:
