@@ -214,6 +214,8 @@ impl Builder {
         io_events: usize => io_events,
         /// Live actors per shard (default 65536).
         max_actors: usize => max_actors,
+        /// Whether each shard faults in its inbound rings' pages at start (default false).
+        prefault_rings: bool => prefault_rings,
         /// Whether idle shards may steal migratable work (default true).
         may_steal: bool => steal.may_steal,
         /// Whether other shards may steal from this one (default true).
@@ -780,6 +782,12 @@ fn shard_main(
         tick_ns: (r.timer_tick.as_nanos() as u64).max(1),
         io_events: r.io_events,
     };
+    if r.prefault_rings {
+        // Before the shard reports ready: no actor runs before its rings are resident.
+        for consumer in consumers.iter().flatten() {
+            consumer.prefault();
+        }
+    }
     let clock = Clock::Real(crate::shard::tsc::ShardClock::new(shared.rt.epoch));
     let local = match ShardLocal::new(shared, peers, params, producers, consumers, clock) {
         Ok(l) => Rc::new(l),

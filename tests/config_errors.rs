@@ -221,6 +221,21 @@ fn inject_pacing_is_read_and_checked() {
 
 #[cfg(feature = "toml")]
 #[test]
+fn prefault_rings_is_read_and_checked() {
+    let err = toml_err("[shard.1]\nprefault_rings = 1");
+    assert_eq!(err.field(), "shard.1.prefault_rings");
+    let config = Config::from_toml_str(
+        "shards = 2\n[shard]\nprefault_rings = true\n[shard.1]\nprefault_rings = false",
+    )
+    .unwrap();
+    let resolved = config.resolve_with_cpus(TWO_CPUS).unwrap();
+    assert!(resolved[0].prefault_rings);
+    assert!(!resolved[1].prefault_rings);
+    assert!(!ShardConfig::default().prefault_rings, "off by default");
+}
+
+#[cfg(feature = "toml")]
+#[test]
 fn spin_before_yield_is_read_and_checked() {
     let err = toml_err("[shard.1]\nspin_before_yield_us = 1000001");
     assert_eq!(err.field(), "shard.1.spin_before_yield_us");
@@ -537,6 +552,7 @@ fn default_shard(id: usize, cpu: usize) -> ResolvedShard {
         timer_tick: d.timer_tick,
         io_events: d.io_events,
         max_actors: d.max_actors,
+        prefault_rings: d.prefault_rings,
         steal: StealConfig::default(),
     }
 }

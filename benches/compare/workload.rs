@@ -64,7 +64,12 @@ impl Sizes {
             fj_msgs: 10_000,
             create: 40_000,
             asks: 50_000,
-            ask_warm: 5_000,
+            // More than two laps of a coreactor ring of the default 16 384 slots each way: a
+            // ring's pages are faulted in on its first lap (allocated lazily, so idle rings
+            // cost no memory), a one-time cost of up to ~30 µs per page that put ~1 % of the
+            // recorded asks at 3 µs with a warm-up of 5 000 (`docs/benchmarks.md`, session 10).
+            // The same warm-up for every peer.
+            ask_warm: 40_000,
             alloc_k: 1_000,
             alloc_windows: 7,
         }

@@ -205,7 +205,12 @@ mod tests {
     fn every_key_is_reachable() {
         for key in ShardKey::ALL {
             let name = format!("COREACTOR_SHARD_{}", key.env_key());
-            let value = if key.is_flag() { "false" } else { "32" };
+            // Each flag is set to the opposite of its default.
+            let value = match key.get(&crate::config::ShardConfig::default()) {
+                Some(crate::config::Value::Flag(true)) => "false",
+                Some(crate::config::Value::Flag(false)) => "true",
+                _ => "32",
+            };
             let config = apply(&[(&name, value)]).unwrap();
             assert_ne!(config.shard, Config::new().shard, "{name}");
         }

@@ -156,6 +156,9 @@ pub const DEFAULT_TIMER_TICK: Duration = Duration::from_millis(1);
 pub const DEFAULT_IO_EVENTS: usize = 256;
 /// Default bound on live actors per shard: `65536`.
 pub const DEFAULT_MAX_ACTORS: usize = 65536;
+/// Default for [`ShardConfig::prefault_rings`]: `false` (rings are faulted in on first use).
+pub const DEFAULT_PREFAULT_RINGS: bool = false;
+
 /// Default for [`StealConfig::may_steal`]: `true`.
 pub const DEFAULT_MAY_STEAL: bool = true;
 /// Default for [`StealConfig::may_be_stolen`]: `true`.
@@ -330,6 +333,16 @@ pub struct ShardConfig {
     /// Bound on live actors on the shard, `1..=16777216`; default [`DEFAULT_MAX_ACTORS`].
     /// TOML `max_actors`.
     pub max_actors: usize,
+    /// Fault in the pages of the shard's inbound rings when its thread starts, instead of on
+    /// their first lap. A ring's memory is allocated zeroed and lazily, so a ring that never
+    /// carries a message costs no memory; the price is a page fault (up to ~30 µs on the
+    /// reference machine) at each new page during a ring's first lap, which put ~1 % of the
+    /// first 50 000 asks between two shards above 3 µs (`docs/benchmarks.md`, session 10).
+    /// With this set, the shard's thread touches every page of its inbound rings before it
+    /// runs any actor: `ring_capacity × 104` bytes per peer are committed at start (1.6 MiB per
+    /// peer with the default capacity). Default [`DEFAULT_PREFAULT_RINGS`] (`false`). TOML
+    /// `prefault_rings`.
+    pub prefault_rings: bool,
     /// Work-stealing knobs. TOML `[shard.steal]`.
     pub steal: StealConfig,
 }
@@ -348,6 +361,7 @@ impl Default for ShardConfig {
             timer_tick: DEFAULT_TIMER_TICK,
             io_events: DEFAULT_IO_EVENTS,
             max_actors: DEFAULT_MAX_ACTORS,
+            prefault_rings: DEFAULT_PREFAULT_RINGS,
             steal: StealConfig::default(),
         }
     }
@@ -393,6 +407,7 @@ impl ShardConfig {
         set(&mut self.timer_tick, patch.timer_tick);
         set(&mut self.io_events, patch.io_events);
         set(&mut self.max_actors, patch.max_actors);
+        set(&mut self.prefault_rings, patch.prefault_rings);
         set(&mut self.steal.may_steal, patch.steal.may_steal);
         set(&mut self.steal.may_be_stolen, patch.steal.may_be_stolen);
         set(
@@ -470,6 +485,8 @@ pub struct ShardOverride {
     pub io_events: Option<usize>,
     /// See [`ShardConfig::max_actors`].
     pub max_actors: Option<usize>,
+    /// See [`ShardConfig::prefault_rings`].
+    pub prefault_rings: Option<bool>,
     /// Steal knobs; see [`StealConfig`].
     pub steal: StealOverride,
 }
@@ -527,6 +544,8 @@ pub struct ResolvedShard {
     pub io_events: usize,
     /// See [`ShardConfig::max_actors`].
     pub max_actors: usize,
+    /// See [`ShardConfig::prefault_rings`].
+    pub prefault_rings: bool,
     /// See [`StealConfig`].
     pub steal: StealConfig,
 }
@@ -897,6 +916,7 @@ impl Config {
                     timer_tick: shard.timer_tick,
                     io_events: shard.io_events,
                     max_actors: shard.max_actors,
+                    prefault_rings: shard.prefault_rings,
                     steal: shard.steal,
                 })
             })
@@ -1063,6 +1083,7 @@ enum ShardKey {
     TimerTick,
     IoEvents,
     MaxActors,
+    PrefaultRings,
     MaySteal,
     MayBeStolen,
     BacklogThreshold,
@@ -1103,7 +1124,7 @@ enum Raw {
 }
 
 impl ShardKey {
-    const ALL: [Self; 16] = [
+    const ALL: [Self; 17] = [
         Self::Cpu,
         Self::RingCapacity,
         Self::MailboxCapacity,
@@ -1115,6 +1136,7 @@ impl ShardKey {
         Self::TimerTick,
         Self::IoEvents,
         Self::MaxActors,
+        Self::PrefaultRings,
         Self::MaySteal,
         Self::MayBeStolen,
         Self::BacklogThreshold,
@@ -1149,6 +1171,7 @@ impl ShardKey {
             Self::TimerTick => "timer_tick_us",
             Self::IoEvents => "io_events",
             Self::MaxActors => "max_actors",
+            Self::PrefaultRings => "prefault_rings",
             Self::MaySteal => "may_steal",
             Self::MayBeStolen => "may_be_stolen",
             Self::BacklogThreshold => "backlog_threshold",
@@ -1183,6 +1206,7 @@ impl ShardKey {
             Self::TimerTick => "TIMER_TICK_US",
             Self::IoEvents => "IO_EVENTS",
             Self::MaxActors => "MAX_ACTORS",
+            Self::PrefaultRings => "PREFAULT_RINGS",
             Self::MaySteal => "STEAL_MAY_STEAL",
             Self::MayBeStolen => "STEAL_MAY_BE_STOLEN",
             Self::BacklogThreshold => "STEAL_BACKLOG_THRESHOLD",
@@ -1223,7 +1247,7 @@ impl ShardKey {
             Self::TimerTick => micros(limits::TIMER_TICK),
             Self::IoEvents => count(limits::IO_EVENTS),
             Self::MaxActors => count(limits::MAX_ACTORS),
-            Self::MaySteal | Self::MayBeStolen => Knob::Flag,
+            Self::PrefaultRings | Self::MaySteal | Self::MayBeStolen => Knob::Flag,
             Self::BacklogThreshold => count(limits::STEAL_BACKLOG_THRESHOLD),
             Self::StealBatch => count(limits::STEAL_BATCH),
             Self::SearchBeforePark => micros(limits::SEARCH_BEFORE_PARK),
@@ -1244,6 +1268,7 @@ impl ShardKey {
             Self::TimerTick => Value::Duration(shard.timer_tick),
             Self::IoEvents => Value::Count(shard.io_events),
             Self::MaxActors => Value::Count(shard.max_actors),
+            Self::PrefaultRings => Value::Flag(shard.prefault_rings),
             Self::MaySteal => Value::Flag(shard.steal.may_steal),
             Self::MayBeStolen => Value::Flag(shard.steal.may_be_stolen),
             Self::BacklogThreshold => Value::Count(shard.steal.backlog_threshold),
@@ -1266,6 +1291,7 @@ impl ShardKey {
             Self::TimerTick => patch.timer_tick.map(Value::Duration),
             Self::IoEvents => patch.io_events.map(Value::Count),
             Self::MaxActors => patch.max_actors.map(Value::Count),
+            Self::PrefaultRings => patch.prefault_rings.map(Value::Flag),
             Self::MaySteal => patch.steal.may_steal.map(Value::Flag),
             Self::MayBeStolen => patch.steal.may_be_stolen.map(Value::Flag),
             Self::BacklogThreshold => patch.steal.backlog_threshold.map(Value::Count),
@@ -1326,6 +1352,7 @@ impl ShardKey {
             (Self::TimerTick, Value::Duration(d)) => patch.timer_tick = Some(d),
             (Self::IoEvents, Value::Count(n)) => patch.io_events = Some(n),
             (Self::MaxActors, Value::Count(n)) => patch.max_actors = Some(n),
+            (Self::PrefaultRings, Value::Flag(b)) => patch.prefault_rings = Some(b),
             (Self::MaySteal, Value::Flag(b)) => steal.may_steal = Some(b),
             (Self::MayBeStolen, Value::Flag(b)) => steal.may_be_stolen = Some(b),
             (Self::BacklogThreshold, Value::Count(n)) => steal.backlog_threshold = Some(n),
