@@ -288,16 +288,19 @@ impl<T: LaneRecord> BoundedInject<T> {
         // Relaxed: ordered by the Acquire load above; nobody writes it until the cell is freed.
         let meta = first.meta.load(Ordering::Relaxed);
         let second = (T::cells(meta) == 2).then(|| self.cell(pos.wrapping_add(1)));
+        // The head moves past the record before it is read, so a read that panics leaves it
+        // taken rather than read again (pushers never look at the head).
+        let after = pos.wrapping_add(if second.is_some() { 2 } else { 1 });
+        self.head.store(after, Ordering::Relaxed);
         let value = Self::read(first, second, meta);
         // Release: the pushers of the next lap see the cells empty before they write them.
         let lap = self.mask + 1;
         first.seq.store(pos.wrapping_add(lap), Ordering::Release);
-        let mut next = pos.wrapping_add(1);
         if let Some(second) = second {
-            second.seq.store(next.wrapping_add(lap), Ordering::Release);
-            next = next.wrapping_add(1);
+            second
+                .seq
+                .store(pos.wrapping_add(1).wrapping_add(lap), Ordering::Release);
         }
-        self.head.store(next, Ordering::Relaxed);
         Some(value)
     }
 
