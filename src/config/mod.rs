@@ -158,7 +158,6 @@ pub const DEFAULT_IO_EVENTS: usize = 256;
 pub const DEFAULT_MAX_ACTORS: usize = 65536;
 /// Default for [`ShardConfig::prefault_rings`]: `false` (rings are faulted in on first use).
 pub const DEFAULT_PREFAULT_RINGS: bool = false;
-
 /// Default for [`StealConfig::may_steal`]: `true`.
 pub const DEFAULT_MAY_STEAL: bool = true;
 /// Default for [`StealConfig::may_be_stolen`]: `true`.

@@ -8,9 +8,10 @@
 //!   of the head, no read-modify-write. A value is a [`LaneRecord`] of one or two cells: a
 //!   pusher claims both cells of a two-cell record with one CAS (after checking that both are
 //!   free), and publishes the record with the first cell's sequence word alone; the record's
-//!   *meta* word, in the first cell, tells the consumer how many cells to take. An envelope takes one cell if its message fits in 24
-//!   bytes: one line crosses between the cores per small message, where the 128-byte slots of
-//!   earlier versions moved two (`docs/benchmarks.md`, session 9). It allocates nothing after
+//!   *meta* word, in the first cell, tells the consumer how many cells to take. An envelope
+//!   takes one cell if its message fits in 24 bytes: one line crosses between the cores per
+//!   small message, where the 128-byte slots of earlier versions moved two
+//!   (`docs/benchmarks.md`, session 9). It allocates nothing after
 //!   construction. A full queue is reported to the pusher, which waits for room (outside
 //!   threads may block) or, for `try_tell`, answers `Full`. Built on the `crate::sync` shim, so
 //!   the loom models check this code itself, with records of both lengths

@@ -558,9 +558,9 @@ impl<T> Consumer<T> {
     /// as the memory manager is concerned that changes no value, so it is safe at any time,
     /// with the producer running (if the producer stamps in between, the exchange fails, and
     /// the producer's store faulted the page in). Not `fetch_add(0)`: LLVM turns an RMW that
-    /// changes nothing into a load, and a load maps the shared zero page.
-    /// Every page that holds a stamp is touched: all of them for slots smaller than a page,
-    /// but the end of the last slot, when it runs into a page of its own.
+    /// changes nothing into a load, and a load maps the shared zero page. Every page that holds
+    /// a stamp is touched: for slots smaller than a page, all of them but, at most, one that
+    /// holds only the end of the last slot.
     pub fn prefault(&self) {
         const PAGE: usize = 4096;
         let mut last_page = usize::MAX;

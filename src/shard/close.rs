@@ -220,6 +220,17 @@ impl<T: LaneRecord> ClosableQueue<T> {
     pub unsafe fn pop(&self) -> Option<T> {
         debug_assert!(!self.is_closed(), "a pop after close");
         // SAFETY: the caller's contract: this thread holds the consumer's token.
+        unsafe { self.take_any() }
+    }
+
+    /// The oldest value of the bounded lane, else of the unbounded one.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the consumer's token.
+    #[inline]
+    unsafe fn take_any(&self) -> Option<T> {
+        // SAFETY: the caller holds the token, so it is the bounded lane's one consumer.
         unsafe { self.bounded.pop() }.or_else(|| self.queue.pop())
     }
 
@@ -281,7 +292,7 @@ impl<T: LaneRecord> ClosableQueue<T> {
     /// The caller holds the consumer's token.
     unsafe fn discard_queued(&self, discard: &mut impl FnMut(T)) {
         // SAFETY: the caller holds the token.
-        while let Some(value) = unsafe { self.bounded.pop() }.or_else(|| self.queue.pop()) {
+        while let Some(value) = unsafe { self.take_any() } {
             discard(value);
         }
     }
