@@ -1,6 +1,7 @@
 //! The results of a comparison run and how they are written: `results.csv` (one row per
 //! workload, peer and metric: median, min, max over the repetitions) and `results.md` (the
-//! same as markdown tables, peers side by side), plus the sanity checks of CI mode.
+//! same as markdown tables, peers side by side, plus coreactor's ratio to each reference peer
+//! repetition by repetition), and the sanity checks of CI mode.
 
 use crate::common::Percentiles;
 use crate::workload::{Latency, Throughput};
@@ -203,6 +204,8 @@ impl Results {
             }
         }
 
+        s.push_str(&self.ratio_table());
+
         s.push_str("\n### Heap allocations in steady state\n\n");
         s.push_str(
             "| peer | allocs per tell | bytes per tell | allocs per ask | bytes per ask |\n",
@@ -214,6 +217,65 @@ impl Results {
                 "| {} | {:.2} | {:.0} | {:.2} | {:.0} |",
                 a.peer, a.tell_calls, a.tell_bytes, a.ask_calls, a.ask_bytes
             );
+        }
+        s
+    }
+}
+
+/// The actor frameworks of issue #7's targets (tokio and threads+crossbeam are the other
+/// references).
+const FRAMEWORKS: [&str; 3] = ["actix", "ractor", "kameo"];
+
+impl Results {
+    /// coreactor's rate divided by a reference's, repetition by repetition (the two ran in the
+    /// same repetition, minutes apart at most), with the median of those ratios: the targets
+    /// are ratios, and a median of ratios is not the ratio of the medians when the machine's
+    /// speed changes during a run. Empty if coreactor did not run.
+    fn ratio_table(&self) -> String {
+        if !self.peers.contains(&"coreactor") {
+            return String::new();
+        }
+        let refs: Vec<(&str, Vec<&str>)> = [
+            ("threads+crossbeam", vec!["threads+crossbeam"]),
+            ("tokio", vec!["tokio"]),
+            ("best of actix, ractor, kameo", FRAMEWORKS.to_vec()),
+        ]
+        .into_iter()
+        .filter(|(_, peers)| peers.iter().any(|p| self.peers.contains(p)))
+        .collect();
+        let mut s = String::from(
+            "\n### coreactor ÷ reference, per repetition (median of the ratios first)\n\n| workload |",
+        );
+        for (name, _) in &refs {
+            let _ = write!(s, " {name} |");
+        }
+        s.push_str("\n|---|");
+        s.push_str(&"---|".repeat(refs.len()));
+        s.push('\n');
+        for w in Throughput::ALL {
+            let Some(ours) = self.tp(w, "coreactor").filter(|r| !r.rates.is_empty()) else {
+                continue;
+            };
+            let _ = write!(s, "| {} |", w.name());
+            for (_, peers) in &refs {
+                let ratios: Vec<f64> = (0..ours.rates.len())
+                    .filter_map(|rep| {
+                        let best = peers
+                            .iter()
+                            .filter_map(|p| self.tp(w, p)?.rates.get(rep).copied())
+                            .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))))?;
+                        (best > 0.0).then(|| ours.rates[rep] / best)
+                    })
+                    .collect();
+                match stats(&ratios) {
+                    Some((median, _, _)) => {
+                        let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+                        let _ = write!(s, " **{median:.2}x** ({}) |", each.join(", "));
+                    }
+                    None => s.push_str(" n/a |"),
+                }
+            }
+            s.push('\n');
         }
         s
     }
