@@ -9,6 +9,7 @@
 mod common;
 
 use common::{Sink, SinkMsg, wait_for};
+use coreactor::config::RING_SLOT_BYTES;
 use coreactor::{Actor, Addr, Context, Runtime};
 use std::time::Duration;
 
@@ -16,8 +17,6 @@ use std::time::Duration;
 /// of a runtime does (stacks, injection lanes, tables: 1.4–2 MiB, and some of it reused from
 /// the runtime before).
 const RING_CAPACITY: usize = 1 << 17;
-/// Bytes one ring slot takes (`config::RING_SLOT_BYTES`).
-const SLOT_BYTES: usize = 104;
 /// Messages sent through the ring: more than a lap.
 const MESSAGES: u64 = 20_000;
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -26,7 +25,8 @@ const DEADLINE: Duration = Duration::from_secs(30);
 fn resident_bytes() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("procfs");
     let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
+    // SAFETY: `sysconf` only reads a configuration value.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize
 }
 
 /// Sends `MESSAGES` values to a sink on another shard when asked.
@@ -57,7 +57,7 @@ fn runtime(prefault: bool) -> Runtime {
 #[test]
 fn prefaulted_rings_are_resident_at_start_and_carry_messages() {
     // Two rings (one each way) of 131 072 slots: 26 MiB.
-    let rings = 2 * RING_CAPACITY * SLOT_BYTES;
+    let rings = 2 * RING_CAPACITY * RING_SLOT_BYTES;
 
     // What a runtime makes resident besides its rings (stacks, injection lanes, tables).
     let before = resident_bytes();

@@ -263,7 +263,7 @@ impl Results {
                         let best = peers
                             .iter()
                             .filter_map(|p| self.tp(w, p)?.rates.get(rep).copied())
-                            .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))))?;
+                            .reduce(f64::max)?;
                         (best > 0.0).then(|| ours.rates[rep] / best)
                     })
                     .collect();

@@ -226,7 +226,7 @@ impl<T: LaneRecord> BoundedInject<T> {
                         Self::write(first, second, value);
                         // Relaxed: the Release store of `seq` below publishes it.
                         first.meta.store(meta, Ordering::Relaxed);
-                        // Release: the popper's Acquire load of `seq` sees the words.
+                        // Release: the consumer's Acquire load of `seq` sees the words.
                         first.seq.store(pos.wrapping_add(1), PUBLISH_ORDERING);
                         // Fetch the line of a cell a few pushes ahead for writing now: the
                         // shard wrote it when it freed it, and a push that finds it there

@@ -1017,6 +1017,14 @@ mod tests {
         pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize
     }
 
+    /// What `f` returns, and by how many bytes the process's resident memory grew while it ran.
+    #[cfg(target_os = "linux")]
+    fn resident_growth<R>(f: impl FnOnce() -> R) -> (R, usize) {
+        let before = resident_bytes();
+        let r = f();
+        (r, resident_bytes().saturating_sub(before))
+    }
+
     /// An idle ring costs address space, not memory: its slots' pages are not touched until
     /// the producer writes them.
     #[test]
@@ -1024,9 +1032,7 @@ mod tests {
     fn unused_ring_touches_no_slot_pages() {
         const SLOTS: usize = 1 << 14;
         // 16 Ki slots of 4 KiB: a 64 MiB ring (plus its stamps' share of each page).
-        let before = resident_bytes();
-        let (mut tx, mut rx) = ring::<[u64; 511]>(SLOTS);
-        let grown = resident_bytes().saturating_sub(before);
+        let ((mut tx, mut rx), grown) = resident_growth(|| ring::<[u64; 511]>(SLOTS));
         assert!(
             grown < 16 << 20,
             "an unused 64 MiB ring made {grown} bytes resident"
@@ -1047,10 +1053,11 @@ mod tests {
         // 64 Ki slots of 256 bytes: a 16 MiB ring, sixteen slots (and stamps) per page. The
         // other tests of this binary run meanwhile and may free memory: the bound leaves them
         // 4 MiB.
-        let before = resident_bytes();
-        let (mut tx, mut rx) = ring::<[u64; 31]>(SLOTS);
-        rx.prefault();
-        let grown = resident_bytes().saturating_sub(before);
+        let ((mut tx, mut rx), grown) = resident_growth(|| {
+            let (tx, rx) = ring::<[u64; 31]>(SLOTS);
+            rx.prefault();
+            (tx, rx)
+        });
         assert!(
             grown >= 12 << 20,
             "a prefaulted 16 MiB ring made only {grown} bytes resident"
