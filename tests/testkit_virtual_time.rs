@@ -86,6 +86,38 @@ fn send_after_fires_when_virtual_time_reaches_the_deadline() {
     );
 }
 
+// The loop looks at the wheel only once the clock reaches the earliest deadline it knows of:
+// a nearer timer armed later, after time moved on and the far one was the only one, still
+// fires at its own deadline, and the far one at its own.
+#[test]
+fn a_near_timer_armed_after_a_far_one_fires_at_its_deadline() {
+    let kit = TestKit::new(1);
+    let a = kit.spawn_on(0, alarm());
+    a.tell(AlarmMsg::Arm(1, Duration::from_millis(100)))
+        .unwrap();
+    kit.run_until_idle();
+    kit.advance(Duration::from_millis(10));
+    a.tell(AlarmMsg::Arm(2, Duration::from_millis(5))).unwrap();
+    kit.run_until_idle();
+    kit.advance(Duration::from_millis(4));
+    assert_eq!(kit.ask(&a, AlarmMsg::Log).unwrap(), vec![]);
+    kit.advance(Duration::from_millis(1));
+    assert_eq!(
+        kit.ask(&a, AlarmMsg::Log).unwrap(),
+        vec![(2, Duration::from_millis(15))]
+    );
+    kit.advance(Duration::from_millis(84));
+    assert_eq!(kit.ask(&a, AlarmMsg::Log).unwrap().len(), 1, "not early");
+    kit.advance(Duration::from_millis(1));
+    assert_eq!(
+        kit.ask(&a, AlarmMsg::Log).unwrap(),
+        vec![
+            (2, Duration::from_millis(15)),
+            (1, Duration::from_millis(100))
+        ]
+    );
+}
+
 // An interval fires once per period until the actor cancels it.
 #[test]
 fn interval_repeats_until_cancelled() {

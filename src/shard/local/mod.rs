@@ -176,6 +176,11 @@ pub(crate) struct ShardLocal {
     /// indices change on every drain.
     inbound: RefCell<Vec<CachePadded<Option<Consumer<Envelope>>>>>,
     timers: RefCell<TimerWheel<TimerAction>>,
+    /// A lower bound, in the clock's nanoseconds, of the earliest timer deadline (`u64::MAX`:
+    /// no timer): `fire_timers` looks at the wheel only once the clock reaches it. Lowered by
+    /// every insertion (`insert_timer`), made exact by every `fire_timers` that looked;
+    /// cancelling leaves it low, which costs one needless look.
+    timer_due_ns: StdCell<u64>,
     fired: RefCell<Vec<(TimerKey, TimerAction)>>,
     asks: RefCell<AskTable>,
     intervals: RefCell<Vec<IntervalEntry>>,
@@ -328,6 +333,7 @@ impl ShardLocal {
             dirty: RefCell::new(Vec::new()),
             inbound: RefCell::new(consumers.into_iter().map(CachePadded::new).collect()),
             timers: RefCell::new(TimerWheel::new(0)),
+            timer_due_ns: StdCell::new(u64::MAX),
             fired: RefCell::new(Vec::new()),
             asks: RefCell::new(AskTable::default()),
             intervals: RefCell::new(Vec::new()),

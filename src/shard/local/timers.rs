@@ -37,7 +37,17 @@ impl ShardLocal {
     /// Arms a timer.
     pub(crate) fn add_timer(&self, delay: Duration, action: TimerAction) -> TimerKey {
         let tick = self.deadline_tick(delay);
-        self.timers.borrow_mut().insert(tick, action)
+        self.insert_timer(tick, action)
+    }
+
+    /// Inserts a timer due at `tick` and lowers the loop's bound of the earliest deadline.
+    fn insert_timer(&self, tick: u64, action: TimerAction) -> TimerKey {
+        let key = self.timers.borrow_mut().insert(tick, action);
+        let due = tick.saturating_mul(self.params.tick_ns);
+        if due < self.timer_due_ns.get() {
+            self.timer_due_ns.set(due);
+        }
+        key
     }
 
     /// Cancels a timer; true if it had not fired yet.
@@ -82,7 +92,7 @@ impl ShardLocal {
             e.make = Some(make);
             (index, e.generation)
         };
-        let key = self.timers.borrow_mut().insert(
+        let key = self.insert_timer(
             self.interval_deadline(period_ticks),
             TimerAction::Interval { index, generation },
         );
@@ -156,7 +166,7 @@ impl ShardLocal {
                 && intervals[index as usize].make.is_some()
         };
         if still {
-            let key = self.timers.borrow_mut().insert(
+            let key = self.insert_timer(
                 self.interval_deadline(period_ticks),
                 TimerAction::Interval { index, generation },
             );
@@ -186,14 +196,27 @@ impl ShardLocal {
     }
 
     pub(super) fn fire_timers(&self) -> bool {
-        let now_tick = self.now_tick();
-        {
-            let timers = self.timers.borrow();
-            match timers.next_deadline() {
-                Some(d) if d <= now_tick => {}
-                _ => return false,
-            }
+        // One comparison while nothing is due: the loop runs this every iteration, and most
+        // find no timer due (or none armed).
+        if self.now_ns() < self.timer_due_ns.get() {
+            return false;
         }
+        let now_tick = self.now_tick();
+        let due = self.timers.borrow().next_deadline();
+        let any = match due {
+            Some(d) if d <= now_tick => self.fire_due(now_tick),
+            _ => false,
+        };
+        // Exact again: what fired re-armed (intervals) or armed timers through `insert_timer`,
+        // which only lowers the bound.
+        let next = self.timers.borrow().next_deadline();
+        self.timer_due_ns
+            .set(next.map_or(u64::MAX, |d| d.saturating_mul(self.params.tick_ns)));
+        any
+    }
+
+    /// Advances the wheel to `now_tick` and runs what fired; true if anything did.
+    fn fire_due(&self, now_tick: u64) -> bool {
         let mut fired = std::mem::take(&mut *self.fired.borrow_mut());
         self.timers.borrow_mut().advance(now_tick, &mut fired);
         let any = !fired.is_empty();
