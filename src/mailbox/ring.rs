@@ -467,8 +467,19 @@ impl<T> Consumer<T> {
     /// not handed back to the producer until [`release`](Self::release).
     #[inline]
     pub fn pop(&mut self) -> Option<T> {
+        let mut out = None;
+        self.pop_with(|v| out = Some(v));
+        out
+    }
+
+    /// Like [`pop`](Self::pop), but hands the oldest published value to `f` rather than
+    /// returning it; false (and `f` not called) if there is none. The value goes from its slot
+    /// to `f`'s argument without the copies an `Option` return costs it (a shard's drain moves
+    /// 96-byte envelopes).
+    #[inline]
+    pub fn pop_with(&mut self, f: impl FnOnce(T)) -> bool {
         if !self.is_ready() {
-            return None;
+            return false;
         }
         let value = self.shared.slot(self.head).value.with(|slot| {
             // SAFETY: the slot's stamp read `head + 1`, so position `head` is in `[h, Tp)`:
@@ -479,7 +490,8 @@ impl<T> Consumer<T> {
             unsafe { slot.read().assume_init() }
         });
         self.head = self.head.wrapping_add(1);
-        Some(value)
+        f(value);
+        true
     }
 
     /// True if the slot at the head holds a published value: what [`pop`](Self::pop) checks
@@ -526,9 +538,10 @@ impl<T> Consumer<T> {
     pub fn drain(&mut self, max: usize, mut f: impl FnMut(T)) -> usize {
         let mut count = 0;
         while count < max {
-            let Some(value) = self.pop() else { break };
+            if !self.pop_with(&mut f) {
+                break;
+            }
             count += 1;
-            f(value);
             if count % RELEASE_EVERY == 0 {
                 self.release();
             }
@@ -834,6 +847,19 @@ mod tests {
         assert_eq!(rx.drain(0, |v| seen.push(v)), 0);
         assert_eq!(rx.drain(usize::MAX, |v| seen.push(v)), 2);
         assert_eq!(seen, [0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn pop_with_hands_over_published_values_only() {
+        let (mut tx, mut rx) = ring(4);
+        let mut seen = Vec::new();
+        assert!(!rx.pop_with(|v| seen.push(v)), "empty");
+        tx.try_push(7).unwrap();
+        assert!(!rx.pop_with(|v| seen.push(v)), "pushed, not published");
+        tx.publish();
+        assert!(rx.pop_with(|v| seen.push(v)));
+        assert!(!rx.pop_with(|v| seen.push(v)));
+        assert_eq!(seen, [7]);
     }
 
     #[test]

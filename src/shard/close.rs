@@ -217,10 +217,26 @@ impl<T: LaneRecord> ClosableQueue<T> {
     /// The caller is the consumer (the thread that will close the queue) and has not closed
     /// it yet: no other thread pops before the close ("One consumer" in the module docs).
     #[inline]
+    #[cfg_attr(not(any(test, coreactor_loom)), allow(dead_code))] // the shard uses `pop_with`
     pub unsafe fn pop(&self) -> Option<T> {
         debug_assert!(!self.is_closed(), "a pop after close");
         // SAFETY: the caller's contract: this thread holds the consumer's token.
         unsafe { self.take_any() }
+    }
+
+    /// Consumer: like [`pop`](Self::pop), but hands the value to `f` (see
+    /// [`BoundedInject::pop_with`]); false if both lanes are empty.
+    ///
+    /// # Safety
+    ///
+    /// As for [`pop`](Self::pop).
+    #[inline]
+    pub unsafe fn pop_with(&self, mut f: impl FnMut(T)) -> bool {
+        debug_assert!(!self.is_closed(), "a pop after close");
+        // SAFETY: the caller's contract: this thread holds the consumer's token, so it is the
+        // bounded lane's one consumer.
+        let took = unsafe { self.bounded.pop_with(&mut f) };
+        took || self.queue.pop().map(f).is_some()
     }
 
     /// The oldest value of the bounded lane, else of the unbounded one.

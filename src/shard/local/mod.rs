@@ -727,15 +727,19 @@ impl ShardLocal {
             while n < 4096 {
                 // SAFETY: this is the shard's thread, the queue's consumer, and the queue is
                 // open (checked above; only this thread closes it).
-                let Some(mut env) = (unsafe { self.shared.inject.pop() }) else {
-                    break;
+                let took = unsafe {
+                    self.shared.inject.pop_with(|mut env| {
+                        if env.stamp == crate::shard::STAMP_ON_ARRIVAL {
+                            env.stamp = since;
+                        }
+                        self.shared.counters.bump_injected();
+                        self.accept(env);
+                    })
                 };
-                n += 1;
-                if env.stamp == crate::shard::STAMP_ON_ARRIVAL {
-                    env.stamp = since;
+                if !took {
+                    break;
                 }
-                self.shared.counters.bump_injected();
-                self.accept(env);
+                n += 1;
             }
             self.pace_inject(n);
             if n == 4096 {
