@@ -778,7 +778,7 @@ fn shard_main(
         batch_budget: r.batch_budget,
         spin_before_park: r.spin_before_park,
         spin_before_yield: r.spin_before_yield,
-        inject_pacing_ns: r.inject_pacing.as_nanos() as u64,
+        inject_pacing_ns: crate::shard::pacing_pause(r.inject_pacing, shared.mailbox_capacity),
         tick_ns: (r.timer_tick.as_nanos() as u64).max(1),
         io_events: r.io_events,
     };

@@ -142,14 +142,18 @@ pub const DEFAULT_INJECT_CAPACITY: usize = 8192;
 /// producer's CPU and fork-join throughput was 1.3–1.7x lower; an answer that comes back within a
 /// few microseconds (ping-pong, asks between shards) still finds the shard spinning.
 pub const DEFAULT_SPIN_BEFORE_YIELD: Duration = Duration::from_micros(5);
-/// Default pause in polling the injection lane while outside senders stream into it: 2 µs.
+/// Default longest pause in polling the injection lane while outside senders stream into it:
+/// 8 µs.
 ///
-/// Chosen from the fan-in benchmark (`docs/benchmarks.md`, session 9): a shard that polls the
-/// lane's next cell while a sender is writing it takes that cell's line from the sender once a
-/// message; pausing the polls for 2 µs when it keeps finding only a few messages took two
-/// outside senders feeding one actor from ~13.3 M to ~17.1 M msgs/s on the reference machine.
+/// A shard that polls the lane's next cell while a sender is writing it takes that cell's line
+/// from the sender once a message; pausing the polls when it keeps finding only a few messages
+/// lets the senders run ahead. The pause a runtime uses is sized from its mailbox capacity
+/// (about a quarter of a mailbox's worth of messages at the lane's peak rate, at least
+/// 2 µs) and capped by this value. On the reference machine, two outside senders feeding one
+/// actor with mailboxes of 1 024 messages went from ~13 M msgs/s without pausing to ~17 M with
+/// 2 µs pauses (`docs/benchmarks.md`, session 9) and to ~23 M with 8 µs ones (session 11).
 /// A lone message or ask never waits for it (see [`ShardConfig::inject_pacing`]).
-pub const DEFAULT_INJECT_PACING: Duration = Duration::from_micros(2);
+pub const DEFAULT_INJECT_PACING: Duration = Duration::from_micros(8);
 /// Default resolution of each shard's timer wheel: 1 ms.
 pub const DEFAULT_TIMER_TICK: Duration = Duration::from_millis(1);
 /// Default number of readiness events one `epoll_wait` call may return: `256`.
@@ -313,15 +317,19 @@ pub struct ShardConfig {
     /// above `spin_before_park` never yields; zero yields from the start. Default
     /// [`DEFAULT_SPIN_BEFORE_YIELD`]. TOML `spin_before_yield_us` (microseconds).
     pub spin_before_yield: Duration,
-    /// How long the shard stops polling its injection lane when outside threads stream into
-    /// it faster than one poll apart, at most 1 ms (zero never pauses). While the shard keeps
-    /// finding the lane holding work at consecutive polls and takes only a few messages each
-    /// time, it is reading each cell while its sender writes it, and the cell's line moves
-    /// between the two cores once a message; the pause lets the senders run ahead, and the
-    /// shard then takes what they wrote in one batch. A message that arrives alone (an ask, a
-    /// sporadic tell) never waits for it: only a stream starts a pause, and a shard about to
-    /// park always looks at the lane first. Costs a streamed message up to this much latency.
-    /// Default [`DEFAULT_INJECT_PACING`]. TOML `inject_pacing_us` (microseconds).
+    /// The longest time the shard stops polling its injection lane when outside threads
+    /// stream into it faster than one poll apart, at most 1 ms (zero never pauses). While the
+    /// shard keeps finding the lane holding work at consecutive polls and takes only a few
+    /// messages each time, it is reading each cell while its sender writes it, and the cell's
+    /// line moves between the two cores once a message; the pause lets the senders run ahead,
+    /// and the shard then takes what they wrote in one batch. The pause is
+    /// `mailbox_capacity × 8 ns` (time for the senders to write about a quarter of a mailbox),
+    /// at least `min(2 µs, inject_pacing)` and at most `inject_pacing`: senders that fill a
+    /// small mailbox during a long pause would wait for it to end. A message that arrives
+    /// alone (an ask, a sporadic tell) never waits for it: only a stream starts a pause, and a
+    /// shard about to park always looks at the lane first. Costs a streamed message up to the
+    /// pause in latency. Default [`DEFAULT_INJECT_PACING`]. TOML `inject_pacing_us`
+    /// (microseconds).
     pub inject_pacing: Duration,
     /// Resolution of the shard's timer wheel, `10 µs..=1 s`; default [`DEFAULT_TIMER_TICK`].
     /// TOML `timer_tick_us` (microseconds).
