@@ -2,7 +2,7 @@
 //! exactly when the test advances time, never by luck.
 
 use coreactor::testkit::TestKit;
-use coreactor::{Actor, AskError, Context, Reply, TimerId};
+use coreactor::{Actor, Addr, AskError, Context, Reply, TimerId};
 use std::time::Duration;
 
 /// Records when (virtual time) each of its timer messages arrived.
@@ -58,6 +58,11 @@ fn alarm() -> Alarm {
     }
 }
 
+/// What `a` recorded so far: each timer message's id and the virtual time it arrived.
+fn log(kit: &TestKit, a: &Addr<Alarm>) -> Vec<(u32, Duration)> {
+    kit.ask(a, AlarmMsg::Log).unwrap()
+}
+
 // send_after fires on the first tick at or after its deadline, and a cancelled one never does.
 #[test]
 fn send_after_fires_when_virtual_time_reaches_the_deadline() {
@@ -69,15 +74,12 @@ fn send_after_fires_when_virtual_time_reaches_the_deadline() {
         .unwrap();
     kit.run_until_idle();
     kit.advance(Duration::from_millis(4));
-    assert_eq!(kit.ask(&a, AlarmMsg::Log).unwrap(), vec![]);
+    assert_eq!(log(&kit, &a), vec![]);
     kit.advance(Duration::from_millis(1));
-    assert_eq!(
-        kit.ask(&a, AlarmMsg::Log).unwrap(),
-        vec![(2, Duration::from_millis(5))]
-    );
+    assert_eq!(log(&kit, &a), vec![(2, Duration::from_millis(5))]);
     kit.advance(Duration::from_millis(100));
     assert_eq!(
-        kit.ask(&a, AlarmMsg::Log).unwrap(),
+        log(&kit, &a),
         vec![
             (2, Duration::from_millis(5)),
             (1, Duration::from_millis(105))
@@ -100,17 +102,14 @@ fn a_near_timer_armed_after_a_far_one_fires_at_its_deadline() {
     a.tell(AlarmMsg::Arm(2, Duration::from_millis(5))).unwrap();
     kit.run_until_idle();
     kit.advance(Duration::from_millis(4));
-    assert_eq!(kit.ask(&a, AlarmMsg::Log).unwrap(), vec![]);
+    assert_eq!(log(&kit, &a), vec![]);
     kit.advance(Duration::from_millis(1));
-    assert_eq!(
-        kit.ask(&a, AlarmMsg::Log).unwrap(),
-        vec![(2, Duration::from_millis(15))]
-    );
+    assert_eq!(log(&kit, &a), vec![(2, Duration::from_millis(15))]);
     kit.advance(Duration::from_millis(84));
-    assert_eq!(kit.ask(&a, AlarmMsg::Log).unwrap().len(), 1, "not early");
+    assert_eq!(log(&kit, &a).len(), 1, "not early");
     kit.advance(Duration::from_millis(1));
     assert_eq!(
-        kit.ask(&a, AlarmMsg::Log).unwrap(),
+        log(&kit, &a),
         vec![
             (2, Duration::from_millis(15)),
             (1, Duration::from_millis(100))
@@ -128,7 +127,7 @@ fn interval_repeats_until_cancelled() {
     for _ in 0..10 {
         kit.advance(Duration::from_millis(10));
     }
-    let log = kit.ask(&a, AlarmMsg::Log).unwrap();
+    let log = log(&kit, &a);
     let ids: Vec<u32> = log.iter().map(|(id, _)| *id).collect();
     assert_eq!(ids, vec![101, 102, 103], "cancelled from the third firing");
     let times: Vec<u64> = log.iter().map(|(_, t)| t.as_millis() as u64).collect();

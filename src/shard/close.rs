@@ -219,9 +219,10 @@ impl<T: LaneRecord> ClosableQueue<T> {
     #[inline]
     #[cfg_attr(not(any(test, coreactor_loom)), allow(dead_code))] // the shard uses `pop_with`
     pub unsafe fn pop(&self) -> Option<T> {
-        debug_assert!(!self.is_closed(), "a pop after close");
-        // SAFETY: the caller's contract: this thread holds the consumer's token.
-        unsafe { self.take_any() }
+        let mut out = None;
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.pop_with(|v| out = Some(v)) };
+        out
     }
 
     /// Consumer: like [`pop`](Self::pop), but hands the value to `f` (see

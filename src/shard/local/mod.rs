@@ -142,7 +142,8 @@ pub(crate) struct ShardParams {
     pub(crate) batch_budget: usize,
     pub(crate) spin_before_park: Duration,
     pub(crate) spin_before_yield: Duration,
-    /// `ShardConfig::inject_pacing`, in nanoseconds (zero: never pause).
+    /// The lane-pacing pause in nanoseconds ([`pacing_pause`] of `ShardConfig::inject_pacing`
+    /// and the mailbox capacity; zero: never pause).
     pub(crate) inject_pacing_ns: u64,
     pub(crate) tick_ns: u64,
     #[cfg_attr(coreactor_loom, allow(dead_code))]
@@ -283,8 +284,8 @@ const PACING_NS_PER_SLOT: u64 = 8;
 /// A longer pause lets the senders fill more cells the shard does not touch, which it then
 /// takes in one batch; but senders that fill the mailbox during a pause wait for it to end. On
 /// the reference machine, two outside threads feeding one actor ran best with 8 µs pauses
-/// into mailboxes of 1 024 and 4 096 messages (+13 % to +41 % over 2 µs) and with 2 µs into
-/// mailboxes of 64 and 256, where 8 µs lost 12 % to 53 % (`docs/benchmarks.md`, session 11).
+/// into mailboxes of 1 024 and 4 096 messages (+13 % to +56 % over 2 µs) and with 2 µs into
+/// mailboxes of 64 and 256, where 8 µs lost 10 % to 59 % (`docs/benchmarks.md`, session 11).
 pub(crate) fn pacing_pause(longest: Duration, mailbox_capacity: u32) -> u64 {
     let longest = u64::try_from(longest.as_nanos()).unwrap_or(u64::MAX);
     let wanted = u64::from(mailbox_capacity).saturating_mul(PACING_NS_PER_SLOT);
