@@ -327,7 +327,8 @@ pub struct ShardConfig {
     /// at least `min(2 µs, inject_pacing)` and at most `inject_pacing`: senders that fill a
     /// small mailbox during a long pause would wait for it to end. A message that arrives
     /// alone (an ask, a sporadic tell) never waits for it: only a stream starts a pause, and a
-    /// shard about to park always looks at the lane first. Costs a streamed message up to the
+    /// shard about to park always looks at the lane first. Costs a message that arrives while
+    /// a stream keeps the lane paused (one of the stream's, or another thread's ask) up to the
     /// pause in latency. Default [`DEFAULT_INJECT_PACING`]. TOML `inject_pacing_us`
     /// (microseconds).
     pub inject_pacing: Duration,
