@@ -205,12 +205,7 @@ mod tests {
     fn every_key_is_reachable() {
         for key in ShardKey::ALL {
             let name = format!("COREACTOR_SHARD_{}", key.env_key());
-            // Each flag is set to the opposite of its default.
-            let value = match key.get(&crate::config::ShardConfig::default()) {
-                Some(crate::config::Value::Flag(true)) => "false",
-                Some(crate::config::Value::Flag(false)) => "true",
-                _ => "32",
-            };
+            let value = key.non_default_text();
             let config = apply(&[(&name, value)]).unwrap();
             assert_ne!(config.shard, Config::new().shard, "{name}");
         }

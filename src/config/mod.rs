@@ -1228,6 +1228,17 @@ impl ShardKey {
         matches!(self.knob(), Knob::Flag)
     }
 
+    /// For the tests that set every knob: a value that differs from the default and passes
+    /// validation (a flag's opposite; `32` for the numbers, in every knob's range).
+    #[cfg(test)]
+    fn non_default_text(self) -> &'static str {
+        match self.get(&ShardConfig::default()) {
+            Some(Value::Flag(true)) => "false",
+            Some(Value::Flag(false)) => "true",
+            _ => "32",
+        }
+    }
+
     fn knob(self) -> Knob {
         let count = |range| Knob::Count {
             range,

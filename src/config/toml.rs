@@ -232,12 +232,7 @@ mod tests {
     #[test]
     fn every_knob_reads_in_both_scopes() {
         for knob in ShardKey::ALL {
-            // Each flag is set to the opposite of its default.
-            let value = match knob.get(&crate::config::ShardConfig::default()) {
-                Some(crate::config::Value::Flag(true)) => "false",
-                Some(crate::config::Value::Flag(false)) => "true",
-                _ => "32",
-            };
+            let value = knob.non_default_text();
             let (table, key) = if knob.in_steal() {
                 ("steal", knob.toml_key())
             } else {

@@ -232,23 +232,23 @@ impl<T: LaneRecord> ClosableQueue<T> {
     ///
     /// As for [`pop`](Self::pop).
     #[inline]
-    pub unsafe fn pop_with(&self, mut f: impl FnMut(T)) -> bool {
+    pub unsafe fn pop_with(&self, f: impl FnMut(T)) -> bool {
         debug_assert!(!self.is_closed(), "a pop after close");
-        // SAFETY: the caller's contract: this thread holds the consumer's token, so it is the
-        // bounded lane's one consumer.
-        let took = unsafe { self.bounded.pop_with(&mut f) };
-        took || self.queue.pop().map(f).is_some()
+        // SAFETY: the caller's contract: this thread holds the consumer's token.
+        unsafe { self.take_any(f) }
     }
 
-    /// The oldest value of the bounded lane, else of the unbounded one.
+    /// Hands the oldest value of the bounded lane, else of the unbounded one, to `f`; false if
+    /// both are empty.
     ///
     /// # Safety
     ///
     /// The caller holds the consumer's token.
     #[inline]
-    unsafe fn take_any(&self) -> Option<T> {
+    unsafe fn take_any(&self, mut f: impl FnMut(T)) -> bool {
         // SAFETY: the caller holds the token, so it is the bounded lane's one consumer.
-        unsafe { self.bounded.pop() }.or_else(|| self.queue.pop())
+        let took = unsafe { self.bounded.pop_with(&mut f) };
+        took || self.queue.pop().map(f).is_some()
     }
 
     /// Consumer's final drain: closes the queue, hands everything queued to `discard`, and
@@ -309,9 +309,7 @@ impl<T: LaneRecord> ClosableQueue<T> {
     /// The caller holds the consumer's token.
     unsafe fn discard_queued(&self, discard: &mut impl FnMut(T)) {
         // SAFETY: the caller holds the token.
-        while let Some(value) = unsafe { self.take_any() } {
-            discard(value);
-        }
+        while unsafe { self.take_any(&mut *discard) } {}
     }
 }
 
