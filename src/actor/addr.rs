@@ -8,8 +8,8 @@ use crate::error::{AskError, SendError};
 use crate::mailbox::erased::ErasedMsg;
 use crate::shard::table::Admit;
 use crate::shard::{
-    DeadLetterReason, Envelope, EnvelopeKind, EnvelopeVTable, STAMP_ON_ARRIVAL, ShardLocal,
-    ShardShared, route, with_current,
+    DeadLetterReason, DeliveryRun, Envelope, EnvelopeKind, EnvelopeVTable, STAMP_ON_ARRIVAL,
+    ShardLocal, ShardShared, route, with_current,
 };
 use crate::stats::ActorStats;
 use crate::sync::Arc;
@@ -86,12 +86,14 @@ pub(crate) struct Vt<A>(PhantomData<A>);
 impl<A: Actor> Vt<A> {
     pub(crate) const USER: EnvelopeVTable = EnvelopeVTable {
         deliver: Self::deliver_user,
+        push_in_run: Some(Self::push_user_in_run),
         kind: EnvelopeKind::User,
         type_name: std::any::type_name::<A::Msg>,
     };
 
     pub(crate) const CONTROL: EnvelopeVTable = EnvelopeVTable {
         deliver: Self::deliver_control,
+        push_in_run: None,
         kind: EnvelopeKind::Control,
         type_name: std::any::type_name::<Control>,
     };
@@ -107,23 +109,57 @@ impl<A: Actor> Vt<A> {
         }
     }
 
+    /// The push of a user message into its live actor's mailbox, lending the envelope: the
+    /// message is taken out of it in place. False, with the envelope untouched, if there is no
+    /// such actor accepting messages here (`deliver_user` then finds out why).
+    #[inline]
+    fn push_user(shard: &ShardLocal, env: &mut Envelope, run: Option<&mut DeliveryRun>) -> bool {
+        shard
+            .push_typed_in::<ActorCell<A>, _>(
+                env.slot,
+                env.generation,
+                env,
+                |cell, env| {
+                    if !cell.accepting() {
+                        return Err(env);
+                    }
+                    // SAFETY: `Vt::<A>::USER` is attached only by `Vt::<A>::user`, which erased
+                    // an `A::Msg`; the message is taken once, here, since it is delivered once.
+                    cell.push(unsafe { env.msg.take_in_place::<A::Msg>() }, env.stamp);
+                    Ok(())
+                },
+                run,
+            )
+            .is_ok()
+    }
+
+    /// [`push_user`](Self::push_user) within a drain's run: a message for the run's target is
+    /// pushed without a lookup; another one is looked up and its actor becomes the target.
+    fn push_user_in_run(shard: &ShardLocal, env: &mut Envelope, run: &mut DeliveryRun) -> bool {
+        // No actor runs during a run, so its target still accepts; checked anyway (one load),
+        // so that a target stopped by a path this reasoning missed costs a lookup, not a
+        // message.
+        if let Some(cell) = run.cell::<ActorCell<A>>(env.slot, env.generation)
+            && cell.accepting()
+        {
+            // SAFETY: as in `push_user`.
+            cell.push(unsafe { env.msg.take_in_place::<A::Msg>() }, env.stamp);
+            return true;
+        }
+        Self::push_user_first(shard, env, run)
+    }
+
+    /// The first message of a run (out of line: the run's later messages skip it).
+    #[inline(never)]
+    fn push_user_first(shard: &ShardLocal, env: &mut Envelope, run: &mut DeliveryRun) -> bool {
+        Self::push_user(shard, env, Some(run))
+    }
+
     fn deliver_user(shard: &ShardLocal, mut env: Envelope) {
-        let (slot, generation) = (env.slot, env.generation);
-        // The envelope is lent, not moved: the message is taken out of it in place, and an
-        // envelope refused comes back whole for the slow path below.
-        let refused =
-            shard.push_typed::<ActorCell<A>, _>(slot, generation, &mut env, |cell, env| {
-                if !cell.accepting() {
-                    return Err(env);
-                }
-                // SAFETY: `Vt::<A>::USER` is attached only by `Vt::<A>::user`, which erased an
-                // `A::Msg`; the message is taken once, here, since it is delivered once.
-                cell.push(unsafe { env.msg.take_in_place::<A::Msg>() }, env.stamp);
-                Ok(())
-            });
-        if refused.is_ok() {
+        if Self::push_user(shard, &mut env, None) {
             return;
         }
+        let (slot, generation) = (env.slot, env.generation);
         // The actor moved to another shard (work stealing): forward.
         let Some(env) = shard.forward_moved(env) else {
             return;

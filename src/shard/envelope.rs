@@ -4,7 +4,7 @@
 //! deliver it on the destination shard. The function pointer and the erased payload are created
 //! together by one generic constructor, which is what makes taking the payload back out sound.
 
-use super::ShardLocal;
+use super::{DeliveryRun, ShardLocal};
 use crate::mailbox::erased::{ErasedMsg, PayloadInfo, Storage};
 use crate::mailbox::inject::{CELL_WORDS, CellWords, LaneRecord};
 
@@ -25,6 +25,12 @@ pub(crate) enum EnvelopeKind {
 pub(crate) struct EnvelopeVTable {
     /// Delivers the envelope on its destination shard (the owner thread).
     pub(crate) deliver: fn(&ShardLocal, Envelope),
+    /// Pushes a user message into its live actor's mailbox within a drain's [`DeliveryRun`]:
+    /// of consecutive messages to one actor, only the first looks the actor up. The envelope
+    /// is lent and its message taken out in place; false, with the envelope untouched, if the
+    /// actor is not here to take it (`deliver` then handles it). `None` for every other kind,
+    /// whose delivery ends the run (see `ShardLocal::accept`).
+    pub(crate) push_in_run: Option<fn(&ShardLocal, &mut Envelope, &mut DeliveryRun) -> bool>,
     /// What the envelope carries.
     pub(crate) kind: EnvelopeKind,
     /// The payload's type name, for dead-letter reports.
@@ -194,6 +200,7 @@ struct TaskVt<F>(std::marker::PhantomData<F>);
 impl<F: ShardTask> TaskVt<F> {
     const VT: EnvelopeVTable = EnvelopeVTable {
         deliver: Self::deliver,
+        push_in_run: None,
         kind: EnvelopeKind::Task,
         type_name: std::any::type_name::<F>,
     };

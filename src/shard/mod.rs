@@ -28,8 +28,8 @@ pub(crate) mod wakefd;
 
 pub(crate) use envelope::{Envelope, EnvelopeKind, EnvelopeVTable, STAMP_ON_ARRIVAL};
 pub(crate) use local::{
-    Cell, Clock, HomeId, Movable, PendingAsk, REPLY_VT, ShardLocal, ShardParams, TimerAction, Turn,
-    pacing_pause,
+    Cell, Clock, DeliveryRun, HomeId, Movable, PendingAsk, REPLY_VT, ShardLocal, ShardParams,
+    TimerAction, Turn, pacing_pause,
 };
 
 use crate::stats::ShardCounters;

@@ -151,6 +151,7 @@ impl ShardLocal {
 /// The vtable of reply envelopes (shard-level: the pending ask knows the types).
 pub(crate) static REPLY_VT: EnvelopeVTable = EnvelopeVTable {
     deliver: |shard, env| shard.deliver_reply(env),
+    push_in_run: None,
     kind: EnvelopeKind::Reply,
     type_name: || "ask reply",
 };

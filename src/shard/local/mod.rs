@@ -102,6 +102,66 @@ pub(crate) trait Cell: Any {
     fn as_any(&self) -> &dyn Any;
 }
 
+/// The actor cell a drain delivered its last user message to. Messages arrive in bursts for
+/// one actor (a producer's turn, an outside flood), so while the next envelope names the same
+/// `(slot, generation)` it is pushed into that cell without the slab lookup, the downcast and the
+/// scheduling of [`ShardLocal::push_typed`] (about a quarter of a delivery's instructions).
+///
+/// A run lives on the stack of one drain (`ShardLocal::drain_inbound`), and only user messages
+/// are delivered while it holds a target: any other envelope ends it first (`accept`), since a
+/// task or a control message may change the slab or an actor's state. Between two user
+/// deliveries no actor runs, so what the recording push established still holds for the next
+/// one: the cell is live, accepts messages, and is on the ready queue.
+#[derive(Default)]
+pub(crate) struct DeliveryRun {
+    target: Option<RunTarget>,
+}
+
+struct RunTarget {
+    slot: u32,
+    generation: u32,
+    /// The `TypeId` of `cell`'s concrete type, checked before the cast in [`DeliveryRun::cell`].
+    cell_type: std::any::TypeId,
+    /// A strong reference: the run never points at a freed cell, whatever happens to the slab.
+    cell: Rc<dyn Cell>,
+}
+
+impl DeliveryRun {
+    /// The run's cell if it is the live cell of type `C` at `(slot, generation)`.
+    #[inline]
+    pub(crate) fn cell<C: Cell>(&self, slot: u32, generation: u32) -> Option<&C> {
+        let t = self.target.as_ref()?;
+        if t.slot != slot
+            || t.generation != generation
+            || t.cell_type != std::any::TypeId::of::<C>()
+        {
+            return None;
+        }
+        // SAFETY: `cell_type` was recorded (`record`) from a successful downcast of this very
+        // `Rc` to its concrete type, and it equals `C`'s `TypeId`: the data pointer of the
+        // `Rc<dyn Cell>` points at a live `C` (the `Rc` keeps it alive for `&self`'s lifetime).
+        Some(unsafe { &*Rc::as_ptr(&t.cell).cast::<C>() })
+    }
+
+    /// Ends the run: the next delivery looks its actor up.
+    #[inline]
+    pub(crate) fn end(&mut self) {
+        self.target = None;
+    }
+
+    /// Makes `cell` (of concrete type `C`, just found live at `(slot, generation)`, accepting
+    /// and scheduled) the run's target.
+    #[inline]
+    fn record<C: Cell>(&mut self, slot: u32, generation: u32, cell: &Rc<dyn Cell>) {
+        self.target = Some(RunTarget {
+            slot,
+            generation,
+            cell_type: std::any::TypeId::of::<C>(),
+            cell: cell.clone(),
+        });
+    }
+}
+
 struct Entry {
     cell: Rc<dyn Cell>,
     generation: u32,
@@ -519,6 +579,19 @@ impl ShardLocal {
         value: V,
         push: impl FnOnce(&C, V) -> Result<(), V>,
     ) -> Result<(), V> {
+        self.push_typed_in(slot, generation, value, push, None)
+    }
+
+    /// [`push_typed`](Self::push_typed) that, on success, makes the cell `run`'s target.
+    #[inline(always)]
+    pub(crate) fn push_typed_in<C: Cell, V>(
+        &self,
+        slot: u32,
+        generation: u32,
+        value: V,
+        push: impl FnOnce(&C, V) -> Result<(), V>,
+        run: Option<&mut DeliveryRun>,
+    ) -> Result<(), V> {
         let slab = self.slab.borrow();
         let Some(Some(e)) = slab.get(slot as usize) else {
             return Err(value);
@@ -532,6 +605,9 @@ impl ShardLocal {
         push(cell, value)?;
         if !e.scheduled.replace(true) {
             self.ready.borrow_mut().push_back(slot);
+        }
+        if let Some(run) = run {
+            run.record::<C>(slot, generation, &e.cell);
         }
         Ok(())
     }
@@ -730,6 +806,7 @@ impl ShardLocal {
     fn drain_inbound(&self, polled: u64, taken: u64) -> bool {
         let bits = polled | taken;
         let mut any = false;
+        let mut run = DeliveryRun::default();
         // After the final drain closed the injection queue, late pushers discard what they push.
         if bits & INJECT != 0 && !self.shared.inject.is_closed() {
             // Only a drain that took the `INJECT` bit owes the unbounded lane's pushers the
@@ -756,7 +833,7 @@ impl ShardLocal {
                             env.stamp = since;
                         }
                         self.shared.counters.bump_injected();
-                        self.accept(env);
+                        self.accept(env, &mut run);
                     })
                 };
                 if !took {
@@ -776,7 +853,7 @@ impl ShardLocal {
             if let Some(c) = consumer.as_mut() {
                 let max = c.capacity();
                 // What is left (a full ring's worth was taken) is found by the next poll.
-                let n = c.drain(max, |env| self.accept(env));
+                let n = c.drain(max, |env| self.accept(env, &mut run));
                 any |= n > 0;
                 // The peer keeps an overflow for this ring: tell it that there is room
                 // now (it may be spinning between polls, or parked).
@@ -895,7 +972,24 @@ impl ShardLocal {
     }
 
     #[inline]
-    fn accept(&self, env: Envelope) {
+    fn accept(&self, mut env: Envelope, run: &mut DeliveryRun) {
+        // The common case lends the envelope: moving it (96 bytes) is left to the other cases.
+        if !self.stopping.get()
+            && let Some(push) = env.vt.push_in_run
+            && push(self, &mut env, run)
+        {
+            // The message was taken out: what is dropped here is the empty envelope.
+            return;
+        }
+        self.accept_other(env, run);
+    }
+
+    /// [`accept`](Self::accept) of an envelope that is not a user message for an actor here,
+    /// or of any envelope once the shard is stopping.
+    #[cold]
+    #[inline(never)]
+    fn accept_other(&self, env: Envelope, run: &mut DeliveryRun) {
+        run.end();
         if self.stopping.get() {
             self.shared.discard(env, DeadLetterReason::Shutdown);
         } else {
@@ -912,11 +1006,12 @@ impl ShardLocal {
 
     fn drain_local_queued(&self) -> bool {
         let mut any = false;
+        let mut run = DeliveryRun::default();
         loop {
             let env = self.local_q.borrow_mut().pop_front();
             let Some(env) = env else { break };
             any = true;
-            self.accept(env);
+            self.accept(env, &mut run);
         }
         any
     }
