@@ -347,12 +347,28 @@ impl<A: Actor> Addr<A> {
         self.tell_until(msg, Some(Instant::now() + timeout))
     }
 
-    fn tell_until(
+    #[inline]
+    fn tell_until(&self, msg: A::Msg, deadline: Option<Instant>) -> Result<(), SendError<A::Msg>> {
+        // The common case inline: room in the mailbox, nothing to set up for waiting.
+        match self.try_tell(msg) {
+            Err(SendError::Full(msg)) => self.wait_for_room(msg, deadline),
+            other => other,
+        }
+    }
+
+    /// The rest of [`tell_until`](Self::tell_until) after a `Full`: on an outside thread,
+    /// waits for room (until `deadline`) and tries again.
+    #[cold]
+    #[inline(never)]
+    fn wait_for_room(
         &self,
         mut msg: A::Msg,
         deadline: Option<Instant>,
     ) -> Result<(), SendError<A::Msg>> {
-        let on_shard = with_current(|c| c.is_some());
+        if with_current(|c| c.is_some()) {
+            // A shard thread never waits.
+            return Err(SendError::Full(msg));
+        }
         let mut backoff = crate::sync::Backoff::new();
         let capacity = self.shard.mailbox_capacity;
         // After a `Full`, wait until the mailbox has drained a quarter of its bound before trying
@@ -362,22 +378,20 @@ impl<A: Actor> Addr<A> {
         // 4 096-message mailbox: 7.5 M msgs/s; with the wait, see docs/benchmarks.md).
         let resume_at = capacity.saturating_sub((capacity / 4).max(1));
         loop {
-            match self.try_tell(msg) {
-                Err(SendError::Full(m)) if !on_shard => {
-                    msg = m;
-                    loop {
-                        if deadline.is_some_and(|d| Instant::now() >= d) {
-                            return Err(SendError::Full(msg));
-                        }
-                        backoff.snooze();
-                        // A stopped actor's count no longer drains: `try_tell` answers it.
-                        if self.mailbox_len() <= resume_at as usize || !self.is_alive() {
-                            break;
-                        }
-                    }
+            loop {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(SendError::Full(msg));
                 }
-                other => return other,
+                backoff.snooze();
+                // A stopped actor's count no longer drains: `try_tell` answers it.
+                if self.mailbox_len() <= resume_at as usize || !self.is_alive() {
+                    break;
+                }
             }
+            msg = match self.try_tell(msg) {
+                Err(SendError::Full(m)) => m,
+                other => return other,
+            };
         }
     }
 

@@ -164,12 +164,14 @@ impl ErasedMsg {
     ///
     /// If the value was taken out before (a bug: envelopes in transit always hold one).
     #[inline]
-    pub(crate) fn into_parts(mut self) -> (&'static PayloadInfo, Storage) {
-        let info = self
+    pub(crate) fn into_parts(self) -> (&'static PayloadInfo, Storage) {
+        // Not dropped: the value now belongs to the storage handed out (and a drop would be a
+        // call per message that finds nothing to do).
+        let this = std::mem::ManuallyDrop::new(self);
+        let info = this
             .info
-            .take()
             .expect("ErasedMsg moved after its value was taken");
-        (info, self.storage)
+        (info, this.storage)
     }
 
     /// A message made of parts that [`into_parts`](Self::into_parts) produced.

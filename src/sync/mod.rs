@@ -61,13 +61,26 @@ mod imp {
 
     /// True if the CPU has `prefetchw` (CPUID leaf 0x8000_0001, ECX bit 8, "PRFCHW"); asked
     /// once per process.
+    /// One relaxed load and a compare after the first call (a `OnceLock` was a call per push
+    /// of an outside send); racing first calls all store the same answer.
     #[cfg(target_arch = "x86_64")]
+    #[inline]
     fn has_prefetchw() -> bool {
-        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *HAS.get_or_init(|| {
+        use std::sync::atomic::{AtomicU8, Ordering};
+        /// 0: not asked yet; 1: no; 2: yes.
+        static HAS: AtomicU8 = AtomicU8::new(0);
+        #[cold]
+        fn ask() -> bool {
             use core::arch::x86_64::__cpuid;
-            __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & (1 << 8) != 0
-        })
+            let has =
+                __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & (1 << 8) != 0;
+            HAS.store(if has { 2 } else { 1 }, Ordering::Relaxed);
+            has
+        }
+        match HAS.load(Ordering::Relaxed) {
+            0 => ask(),
+            known => known == 2,
+        }
     }
 
     /// Hint that the `T` at `p` will be written soon: `prefetchw` of every line it covers on
