@@ -117,10 +117,7 @@ impl Actor for Burster {
 /// third of the way through (later runs include the new actor) and a stop of `doomed` at two
 /// thirds.
 fn burst(ctx: &mut Context<'_, Burster>, to: &Targets, seed: u64) -> Result<Addr<Seq>, String> {
-    let shard = {
-        let (s, _, _) = common::addr_parts(&to.wide);
-        s
-    };
+    let (shard, _, _) = common::addr_parts(&to.wide);
     let mut rng = XorShift64::new(seed);
     // Targets 0..seqs: the `Seq`s; then `wide`, `doomed`, and (once spawned) the new `Seq`.
     let kinds = to.seqs.len() + 3;

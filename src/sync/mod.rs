@@ -59,10 +59,9 @@ mod imp {
         (0..count).map(move |i| first.wrapping_sub(skip).wrapping_add(i * 64))
     }
 
-    /// True if the CPU has `prefetchw` (CPUID leaf 0x8000_0001, ECX bit 8, "PRFCHW"); asked
-    /// once per process.
-    /// One relaxed load and a compare after the first call (a `OnceLock` was a call per push
-    /// of an outside send); racing first calls all store the same answer.
+    /// True if the CPU has `prefetchw` (CPUID leaf 0x8000_0001, ECX bit 8, "PRFCHW"). CPUID is
+    /// asked on the first call; after it, one relaxed load and a compare (a `OnceLock` had cost
+    /// a call per outside send). Racing first calls all store the same answer.
     #[cfg(target_arch = "x86_64")]
     #[inline]
     fn has_prefetchw() -> bool {

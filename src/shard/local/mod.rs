@@ -105,11 +105,12 @@ pub(crate) trait Cell: Any {
 /// The actor cell a drain delivered its last user message to. Messages arrive in bursts for
 /// one actor (a producer's turn, an outside flood), so while the next envelope names the same
 /// `(slot, generation)` it is pushed into that cell without the slab lookup, the downcast and the
-/// scheduling of [`ShardLocal::push_typed`] (about a quarter of a delivery's instructions).
+/// scheduling of [`ShardLocal::push_typed`] (about 40 % of a delivery's instructions in the
+/// fan-in probe, `docs/benchmarks.md`, session 12).
 ///
-/// A run lives on the stack of one drain (`ShardLocal::drain_inbound`), and only user messages
-/// are delivered while it holds a target: any other envelope ends it first (`accept`), since a
-/// task or a control message may change the slab or an actor's state. Between two user
+/// A run lives on the stack of one drain (`drain_inbound`, `drain_local_queued`), and only user
+/// messages are delivered while it holds a target: any other envelope ends it first (`accept`),
+/// since a task or a control message may change the slab or an actor's state. Between two user
 /// deliveries no actor runs, so what the recording push established still holds for the next
 /// one: the cell is live, accepts messages, and is on the ready queue.
 #[derive(Default)]
