@@ -348,8 +348,8 @@ pub struct ShardConfig {
     /// first 50 000 asks between two shards above 3 µs (`docs/benchmarks.md`, session 10).
     /// With this set, the shard's thread touches every page of its inbound rings before it
     /// runs any actor: `ring_capacity ×` [`RING_SLOT_BYTES`] bytes per peer are committed at
-    /// start (1.6 MiB per peer with the default capacity). Default [`DEFAULT_PREFAULT_RINGS`] (`false`). TOML
-    /// `prefault_rings`.
+    /// start (1.6 MiB per peer with the default capacity). Default [`DEFAULT_PREFAULT_RINGS`]
+    /// (`false`). TOML `prefault_rings`.
     pub prefault_rings: bool,
     /// Work-stealing knobs. TOML `[shard.steal]`.
     pub steal: StealConfig,

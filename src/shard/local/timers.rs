@@ -203,13 +203,16 @@ impl ShardLocal {
         }
         let now_tick = self.now_tick();
         let due = self.timers.borrow().next_deadline();
-        let any = match due {
-            Some(d) if d <= now_tick => self.fire_due(now_tick),
-            _ => false,
+        let (any, next) = match due {
+            // Exact again after firing: what fired re-armed (intervals) or armed timers through
+            // `insert_timer`, which only lowers the bound, so the wheel is looked at once more.
+            Some(d) if d <= now_tick => {
+                let any = self.fire_due(now_tick);
+                (any, self.timers.borrow().next_deadline())
+            }
+            // Nothing due (the bound was left low by a cancel): the look just taken is exact.
+            _ => (false, due),
         };
-        // Exact again: what fired re-armed (intervals) or armed timers through `insert_timer`,
-        // which only lowers the bound.
-        let next = self.timers.borrow().next_deadline();
         self.timer_due_ns
             .set(next.map_or(u64::MAX, |d| d.saturating_mul(self.params.tick_ns)));
         any
