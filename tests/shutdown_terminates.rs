@@ -14,7 +14,7 @@ use coreactor::{
     StopReason,
 };
 use std::cell::RefCell;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -219,15 +219,22 @@ fn shutdown_with_full_rings() {
                 .unwrap();
             f.tell(FloodMsg::Flood).unwrap();
         }
+        // Sends each outside thread made before the runtime closed (it may not be scheduled at
+        // once on a machine whose cores the shards keep busy: the flood waits for it).
+        let attempts: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
         let outside: Vec<_> = (0..2)
             .map(|t| {
                 let sinks = sinks.clone();
+                let attempts = attempts.clone();
                 std::thread::spawn(move || {
                     let mut i = 0u64;
                     loop {
                         let sink = &sinks[(i as usize + t) % sinks.len()];
                         match sink.try_tell(SinkMsg::Data(i)) {
-                            Ok(()) | Err(SendError::Full(_)) => i += 1,
+                            Ok(()) | Err(SendError::Full(_)) => {
+                                i += 1;
+                                attempts[t].store(i, Ordering::Relaxed);
+                            }
                             Err(SendError::Closed(_)) => return i,
                         }
                     }
@@ -238,7 +245,9 @@ fn shutdown_with_full_rings() {
             let stats = rt.shard_stats();
             let handled: u64 = stats.iter().map(|s| s.handled).sum();
             let overflow: u64 = stats.iter().map(|s| s.ring_overflow).sum();
-            handled > 5_000 && (n == 1 || overflow > 0)
+            handled > 5_000
+                && (n == 1 || overflow > 0)
+                && attempts.iter().all(|a| a.load(Ordering::Relaxed) > 0)
         });
         rt.shutdown().expect("shutdown returns Ok under a flood");
         for t in outside {
