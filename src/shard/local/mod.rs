@@ -1416,7 +1416,7 @@ fn ready_rings(
 ) -> u64 {
     let mut bits = 0;
     for peer in peers {
-        if inbound[peer].as_ref().is_some_and(Consumer::is_ready) {
+        if inbound[peer].as_ref().is_some_and(Consumer::poll) {
             bits |= peer_bit(peer);
         }
     }
