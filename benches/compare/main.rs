@@ -34,6 +34,7 @@
 mod common;
 
 mod alloc_count;
+mod floor;
 mod peer_actix;
 mod peer_coreactor;
 mod peer_kameo;
@@ -206,6 +207,7 @@ fn main() {
                 workload: w,
                 peer: p.name(),
                 rates: Vec::new(),
+                floors: Vec::new(),
             });
         }
         for w in Latency::ALL {
@@ -223,20 +225,24 @@ fn main() {
             .collect();
         for w in Throughput::ALL {
             for &peer in &order {
+                let floor = floor::probe(sizes.floor_round_trips);
                 let rate = step(peer.name(), w.name(), || run_throughput(peer, w, &sizes));
                 if let Some(rate) = rate {
                     println!(
-                        "rep {rep}  {:<22} {:<18} {:>10} {}",
+                        "rep {rep}  {:<22} {:<18} {:>10} {}  (floor {} rt/s)",
                         w.name(),
                         peer.name(),
                         report::si(rate),
-                        w.unit()
+                        w.unit(),
+                        report::si(floor)
                     );
                     let slot = results
                         .throughput
                         .iter_mut()
-                        .find(|r| r.workload == w && r.peer == peer.name());
-                    slot.expect("slot").rates.push(rate);
+                        .find(|r| r.workload == w && r.peer == peer.name())
+                        .expect("slot");
+                    slot.rates.push(rate);
+                    slot.floors.push(floor);
                 }
             }
         }

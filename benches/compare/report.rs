@@ -14,6 +14,16 @@ pub struct ThroughputResult {
     pub workload: Throughput,
     pub peer: &'static str,
     pub rates: Vec<f64>,
+    /// The floor probe's round trips/s just before each of those steps (`floor.rs`).
+    pub floors: Vec<f64>,
+}
+
+/// Floors further apart than this factor put two steps in different modes of the host.
+const MODE_CHANGE: f64 = 2.0;
+
+/// True if two floor probes differ by more than [`MODE_CHANGE`].
+fn modes_differ(a: f64, b: f64) -> bool {
+    a.max(b) > MODE_CHANGE * a.min(b)
 }
 
 /// The percentiles of one latency workload on one peer, one set per repetition.
@@ -90,7 +100,8 @@ impl Results {
     /// count is finite. Never a timing assertion.
     pub fn assert_sane(&self) {
         for r in &self.throughput {
-            for &x in &r.rates {
+            assert_eq!(r.rates.len(), r.floors.len(), "a floor per step");
+            for &x in r.rates.iter().chain(&r.floors) {
                 assert!(
                     x.is_finite() && x > 0.0,
                     "{} / {}: rate {x}",
@@ -134,6 +145,15 @@ impl Results {
                     r.peer,
                     r.workload.unit(),
                     r.rates.len()
+                );
+            }
+            if let Some((med, min, max)) = stats(&r.floors) {
+                let _ = writeln!(
+                    s,
+                    "{},{},floor_before,round trips/s,{med:.0},{min:.0},{max:.0},{}",
+                    r.workload.name(),
+                    r.peer,
+                    r.floors.len()
                 );
             }
         }
@@ -205,6 +225,7 @@ impl Results {
         }
 
         s.push_str(&self.ratio_table());
+        s.push_str(&self.floor_table());
 
         s.push_str("\n### Heap allocations in steady state\n\n");
         s.push_str(
@@ -252,30 +273,87 @@ impl Results {
         s.push_str("\n|---|");
         s.push_str(&"---|".repeat(refs.len()));
         s.push('\n');
+        let mut any_mode_change = false;
         for w in Throughput::ALL {
             let Some(ours) = self.tp(w, "coreactor").filter(|r| !r.rates.is_empty()) else {
                 continue;
             };
             let _ = write!(s, "| {} |", w.name());
             for (_, peers) in &refs {
-                let ratios: Vec<f64> = (0..ours.rates.len())
+                // (ratio, whether the two steps ran in different modes of the host)
+                let ratios: Vec<(f64, bool)> = (0..ours.rates.len())
                     .filter_map(|rep| {
-                        let best = peers
+                        let (best, floor) = peers
                             .iter()
-                            .filter_map(|p| self.tp(w, p)?.rates.get(rep).copied())
-                            .reduce(f64::max)?;
-                        (best > 0.0).then(|| ours.rates[rep] / best)
+                            .filter_map(|p| {
+                                let r = self.tp(w, p)?;
+                                Some((*r.rates.get(rep)?, *r.floors.get(rep)?))
+                            })
+                            .reduce(|a, b| if b.0 > a.0 { b } else { a })?;
+                        (best > 0.0).then(|| {
+                            (
+                                ours.rates[rep] / best,
+                                modes_differ(ours.floors[rep], floor),
+                            )
+                        })
                     })
                     .collect();
-                match stats(&ratios) {
+                any_mode_change |= ratios.iter().any(|r| r.1);
+                let values: Vec<f64> = ratios.iter().map(|r| r.0).collect();
+                match stats(&values) {
                     Some((median, _, _)) => {
-                        let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+                        let each: Vec<String> = ratios
+                            .iter()
+                            .map(|&(r, differ)| format!("{r:.2}{}", if differ { "†" } else { "" }))
+                            .collect();
                         let _ = write!(s, " **{median:.2}x** ({}) |", each.join(", "));
                     }
                     None => s.push_str(" n/a |"),
                 }
             }
             s.push('\n');
+        }
+        if any_mode_change {
+            let _ = writeln!(
+                s,
+                "\n† the floor probe before coreactor's step and before the reference's differed by \
+             more than {MODE_CHANGE}x: the host's cost of a cross-core transfer changed between \
+             the two steps (see the floor table below)."
+            );
+        }
+        s
+    }
+
+    /// The floor probe before each step: coreactor's steps repetition by repetition, and the
+    /// range over every peer's steps of the workload.
+    fn floor_table(&self) -> String {
+        let mut s = String::from(
+            "\n### Host floor probe before each step (cache-line round trips/s between CPUs 0 \
+             and 1)\n\n| workload | before coreactor's steps, per repetition | before any \
+             peer's step (min–max) |\n|---|---|---|\n",
+        );
+        for w in Throughput::ALL {
+            let all: Vec<f64> = self
+                .throughput
+                .iter()
+                .filter(|r| r.workload == w)
+                .flat_map(|r| r.floors.iter().copied())
+                .collect();
+            let Some((_, min, max)) = stats(&all) else {
+                continue;
+            };
+            let ours = self
+                .tp(w, "coreactor")
+                .map(|r| {
+                    r.floors
+                        .iter()
+                        .map(|&f| si(f))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "n/a".into());
+            let _ = writeln!(s, "| {} | {ours} | {}–{} |", w.name(), si(min), si(max));
         }
         s
     }

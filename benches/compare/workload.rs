@@ -47,6 +47,8 @@ pub struct Sizes {
     pub alloc_k: u64,
     /// Allocation windows measured (after 3 warm-up windows).
     pub alloc_windows: usize,
+    /// Round trips of the floor probe run before every throughput step (`floor.rs`).
+    pub floor_round_trips: u64,
 }
 
 impl Sizes {
@@ -72,6 +74,7 @@ impl Sizes {
             ask_warm: 40_000,
             alloc_k: 1_000,
             alloc_windows: 7,
+            floor_round_trips: 50_000,
         }
     }
 
@@ -92,6 +95,7 @@ impl Sizes {
             ask_warm: 100,
             alloc_k: 200,
             alloc_windows: 3,
+            floor_round_trips: 2_000,
         }
     }
 }
