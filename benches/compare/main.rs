@@ -162,6 +162,13 @@ fn main() {
     {
         sizes.reps = r;
     }
+    // `COMPARE_FLOOR=0` runs no floor probe (the floors are then reported as n/a).
+    if let Some(r) = std::env::var("COMPARE_FLOOR")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        sizes.floor_round_trips = r;
+    }
     let all: Vec<Box<dyn Peer>> = vec![
         Box::new(peer_coreactor::Coreactor),
         Box::new(peer_threads::Threads),
@@ -225,7 +232,11 @@ fn main() {
             .collect();
         for w in Throughput::ALL {
             for &peer in &order {
-                let floor = floor::probe(sizes.floor_round_trips);
+                let floor = if sizes.floor_round_trips > 0 {
+                    floor::probe(sizes.floor_round_trips)
+                } else {
+                    f64::NAN
+                };
                 let rate = step(peer.name(), w.name(), || run_throughput(peer, w, &sizes));
                 if let Some(rate) = rate {
                     println!(

@@ -21,7 +21,7 @@ pub struct ThroughputResult {
 /// Floors further apart than this factor put two steps in different modes of the host.
 const MODE_CHANGE: f64 = 2.0;
 
-/// True if two floor probes differ by more than [`MODE_CHANGE`].
+/// True if two floor probes differ by more than [`MODE_CHANGE`] (false if either was not run).
 fn modes_differ(a: f64, b: f64) -> bool {
     a.max(b) > MODE_CHANGE * a.min(b)
 }
@@ -101,7 +101,9 @@ impl Results {
     pub fn assert_sane(&self) {
         for r in &self.throughput {
             assert_eq!(r.rates.len(), r.floors.len(), "a floor per step");
-            for &x in r.rates.iter().chain(&r.floors) {
+            // A floor is NaN when the probe was switched off (`COMPARE_FLOOR=0`).
+            let floors = r.floors.iter().filter(|f| !f.is_nan());
+            for &x in r.rates.iter().chain(floors) {
                 assert!(
                     x.is_finite() && x > 0.0,
                     "{} / {}: rate {x}",
@@ -147,7 +149,8 @@ impl Results {
                     r.rates.len()
                 );
             }
-            if let Some((med, min, max)) = stats(&r.floors) {
+            let floors: Vec<f64> = r.floors.iter().copied().filter(|f| !f.is_nan()).collect();
+            if let Some((med, min, max)) = stats(&floors) {
                 let _ = writeln!(
                     s,
                     "{},{},floor_before,round trips/s,{med:.0},{min:.0},{max:.0},{}",
@@ -327,6 +330,13 @@ impl Results {
     /// The floor probe before each step: coreactor's steps repetition by repetition, and the
     /// range over every peer's steps of the workload.
     fn floor_table(&self) -> String {
+        let probed = self
+            .throughput
+            .iter()
+            .any(|r| r.floors.iter().any(|f| !f.is_nan()));
+        if !probed {
+            return String::new();
+        }
         let mut s = String::from(
             "\n### Host floor probe before each step (cache-line round trips/s between CPUs 0 \
              and 1)\n\n| workload | before coreactor's steps, per repetition | before any \
@@ -338,6 +348,7 @@ impl Results {
                 .iter()
                 .filter(|r| r.workload == w)
                 .flat_map(|r| r.floors.iter().copied())
+                .filter(|f| !f.is_nan())
                 .collect();
             let Some((_, min, max)) = stats(&all) else {
                 continue;
