@@ -132,37 +132,31 @@ fn pair(shards: usize) -> (Runtime, Addr<Sender>, Arc<Flags>) {
     (rt, sender, flags)
 }
 
-fn outcome_of(outcome: &AtomicU8) -> u8 {
-    wait_until("the in-turn wait to end", || {
-        outcome.load(Ordering::Acquire) != NOT_YET
-    });
-    outcome.load(Ordering::Acquire)
+/// Starts the pair with `start` and checks that the in-turn wait read by `outcome` saw the
+/// other side (with 2 and 4 shards); `what` names the message that had to leave early.
+fn check_seen_in_turn(start: fn() -> SenderMsg, outcome: fn(&Flags) -> &AtomicU8, what: &str) {
+    for shards in [2, 4] {
+        let (rt, sender, flags) = pair(shards);
+        sender.tell(start()).unwrap();
+        let outcome = outcome(&flags);
+        wait_until("the in-turn wait to end", || {
+            outcome.load(Ordering::Acquire) != NOT_YET
+        });
+        assert_eq!(
+            outcome.load(Ordering::Acquire),
+            SEEN,
+            "{shards} shards: the {what} was not taken while its sender's turn lasted"
+        );
+        rt.shutdown().unwrap();
+    }
 }
 
 #[test]
 fn a_tell_to_another_shard_leaves_before_the_turn_ends() {
-    for shards in [2, 4] {
-        let (rt, sender, flags) = pair(shards);
-        sender.tell(SenderMsg::TellAndWait).unwrap();
-        assert_eq!(
-            outcome_of(&flags.tell_outcome),
-            SEEN,
-            "{shards} shards: the note was not handled while its sender's turn lasted"
-        );
-        rt.shutdown().unwrap();
-    }
+    check_seen_in_turn(|| SenderMsg::TellAndWait, |f| &f.tell_outcome, "note");
 }
 
 #[test]
 fn an_answer_to_another_shard_leaves_before_the_turn_ends() {
-    for shards in [2, 4] {
-        let (rt, sender, flags) = pair(shards);
-        sender.tell(SenderMsg::Ask).unwrap();
-        assert_eq!(
-            outcome_of(&flags.reply_outcome),
-            SEEN,
-            "{shards} shards: the answer was not taken while its sender's turn lasted"
-        );
-        rt.shutdown().unwrap();
-    }
+    check_seen_in_turn(|| SenderMsg::Ask, |f| &f.reply_outcome, "answer");
 }
