@@ -245,7 +245,11 @@ fn main() {
                         peer.name(),
                         report::si(rate),
                         w.unit(),
-                        report::si(floor)
+                        if floor.is_nan() {
+                            "off".into()
+                        } else {
+                            report::si(floor)
+                        }
                     );
                     let slot = results
                         .throughput

@@ -693,23 +693,24 @@ impl ShardLocal {
                 return;
             };
             self.shared.counters.bump_sent_remote();
+            let first = !lane.dirty;
+            if first {
+                lane.dirty = true;
+                self.dirty.borrow_mut().push(target);
+            }
             // A user message or an ask's reply that is the first envelope towards `target`
-            // since the last flush (the end of the previous turn) is published at once: a lone request or reply (a
-            // ping-pong, an ask) leaves when it is sent, not after the rest of the turn and its
-            // bookkeeping (`docs/benchmarks.md`, session 13). The rest of a flood waits for
-            // `publish_batch` envelopes or the flush, so the consumer can start while this
-            // shard keeps producing, at one publication per batch.
+            // since the last flush (the end of the previous turn) is published at once: a lone
+            // request or reply (a ping-pong, an ask) leaves when it is sent, not after the rest
+            // of the turn and its bookkeeping (`docs/benchmarks.md`, session 13). The rest of a
+            // flood waits for `publish_batch` envelopes or the flush, so the consumer can start
+            // while this shard keeps producing, at one publication per batch.
             //
             // Controls and tasks wait for the flush after the turn, as before: their receivers
             // act on the sender's lifecycle (an unlink notice tells a server its client is
             // gone), which a turn changes up to its end, so a stopping client finishes before
             // its servers hear that it unlinked (rotor's finish order by linkage).
             let publish_now =
-                !lane.dirty && matches!(env.kind(), EnvelopeKind::User | EnvelopeKind::Reply);
-            if !lane.dirty {
-                lane.dirty = true;
-                self.dirty.borrow_mut().push(target);
-            }
+                first && matches!(env.kind(), EnvelopeKind::User | EnvelopeKind::Reply);
             if lane.overflow.is_empty() {
                 match lane.producer.try_push(env) {
                     Ok(()) => {
