@@ -240,7 +240,7 @@ fn main() {
                 let rate = step(peer.name(), w.name(), || run_throughput(peer, w, &sizes));
                 if let Some(rate) = rate {
                     println!(
-                        "rep {rep}  {:<22} {:<18} {:>10} {}  (floor {} rt/s)",
+                        "rep {rep}  {:<22} {:<18} {:>10} {}  (floor {})",
                         w.name(),
                         peer.name(),
                         report::si(rate),
@@ -248,7 +248,7 @@ fn main() {
                         if floor.is_nan() {
                             "off".into()
                         } else {
-                            report::si(floor)
+                            format!("{} rt/s", report::si(floor))
                         }
                     );
                     let slot = results
