@@ -123,9 +123,7 @@ impl<A: Actor> Vt<A> {
                     if !cell.accepting() {
                         return Err(env);
                     }
-                    // SAFETY: `Vt::<A>::USER` is attached only by `Vt::<A>::user`, which erased
-                    // an `A::Msg`; the message is taken once, here, since it is delivered once.
-                    cell.push(unsafe { env.msg.take_in_place::<A::Msg>() }, env.stamp);
+                    Self::take_into(cell, env);
                     Ok(())
                 },
                 run,
@@ -142,11 +140,19 @@ impl<A: Actor> Vt<A> {
         if let Some(cell) = run.cell::<ActorCell<A>>(env.slot, env.generation)
             && cell.accepting()
         {
-            // SAFETY: as in `push_user`.
-            cell.push(unsafe { env.msg.take_in_place::<A::Msg>() }, env.stamp);
+            Self::take_into(cell, env);
             return true;
         }
         Self::push_user_first(shard, env, run)
+    }
+
+    /// Moves the user message out of `env` (left empty) into `cell`'s mailbox.
+    #[inline(always)]
+    fn take_into(cell: &ActorCell<A>, env: &mut Envelope) {
+        // SAFETY: `env` carries `Vt::<A>::USER` (both callers are its entries), which only
+        // `Vt::<A>::user` attaches, to an erased `A::Msg`; the message is taken once, here,
+        // since it is delivered once.
+        cell.push(unsafe { env.msg.take_in_place::<A::Msg>() }, env.stamp);
     }
 
     /// The first message of a run (out of line: the run's later messages skip it).
