@@ -191,6 +191,42 @@ fn batched_publication() {
     });
 }
 
+/// A value amended between its push and its publication (what a shard does when a message joins
+/// the batch envelope sent just before it, `mailbox::batch`) reaches the consumer amended, never
+/// as first written; loom also checks that the consumer's read of the slot is ordered after the
+/// amendments. Published values are never offered for amending.
+#[test]
+#[cfg_attr(
+    coreactor_loom_bug = "ring",
+    ignore = "the deliberate ring bug breaks this model; see publish_relaxed_is_caught"
+)]
+fn amend_before_publication() {
+    loom::model(|| {
+        let (mut tx, mut rx) = ring::<usize>(4);
+        let producer = thread::spawn(move || {
+            assert!(tx.last_unpublished().is_none(), "nothing pushed yet");
+            tx.try_push(0).unwrap();
+            assert!(tx.publish());
+            assert!(
+                tx.last_unpublished().is_none(),
+                "a published value is not amendable"
+            );
+            tx.try_push(1).unwrap();
+            tx.last_unpublished()
+                .expect("pushed, not published")
+                .amend(|v| *v += 10);
+            tx.last_unpublished()
+                .expect("still not published")
+                .amend(|v| *v += 100);
+            assert!(tx.publish());
+        });
+        assert_eq!(pop_blocking(&mut rx), 0);
+        assert_eq!(pop_blocking(&mut rx), 111, "the value as amended");
+        producer.join().unwrap();
+        assert!(rx.is_empty());
+    });
+}
+
 /// Counts its drops.
 #[derive(Debug)]
 struct DropCounter(Arc<AtomicUsize>);

@@ -47,8 +47,12 @@ counters! {
     handled,
     /// User messages sent to an actor of the same shard.
     sent_local => bump_sent_local,
-    /// Envelopes sent to another shard through a ring.
+    /// Messages sent to another shard through a ring (each message of a batch counts).
     sent_remote => bump_sent_remote,
+    /// Of those, user messages that joined the unpublished envelope sent just before them to
+    /// the same actor rather than taking a ring slot of their own (`Actor::Msg` types of at
+    /// most 28 bytes: see the "Batching" section of `docs/architecture.md`).
+    batched => bump_batched,
     /// Envelopes that found their ring full and waited in the ordered overflow buffer.
     ring_overflow => bump_ring_overflow,
     /// Envelopes received from threads outside the runtime.

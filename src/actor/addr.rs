@@ -5,7 +5,8 @@ use super::cell::{ActorCell, Control};
 use super::lifecycle::SystemMsg;
 use super::{Actor, StopReason};
 use crate::error::{AskError, SendError};
-use crate::mailbox::erased::ErasedMsg;
+use crate::mailbox::batch::Batch;
+use crate::mailbox::erased::{ErasedMsg, fits_inline};
 use crate::shard::table::Admit;
 use crate::shard::{
     DeadLetterReason, DeliveryRun, Envelope, EnvelopeKind, EnvelopeVTable, STAMP_ON_ARRIVAL,
@@ -87,6 +88,16 @@ impl<A: Actor> Vt<A> {
     pub(crate) const USER: EnvelopeVTable = EnvelopeVTable {
         deliver: Self::deliver_user,
         push_in_run: Some(Self::push_user_in_run),
+        split: None,
+        kind: EnvelopeKind::User,
+        type_name: std::any::type_name::<A::Msg>,
+    };
+
+    /// User messages for one actor sharing one envelope (`mailbox::batch`).
+    const BATCH: EnvelopeVTable = EnvelopeVTable {
+        deliver: Self::deliver_batch,
+        push_in_run: Some(Self::push_batch_in_run),
+        split: Some(Self::split_batch),
         kind: EnvelopeKind::User,
         type_name: std::any::type_name::<A::Msg>,
     };
@@ -94,9 +105,128 @@ impl<A: Actor> Vt<A> {
     pub(crate) const CONTROL: EnvelopeVTable = EnvelopeVTable {
         deliver: Self::deliver_control,
         push_in_run: None,
+        split: None,
         kind: EnvelopeKind::Control,
         type_name: std::any::type_name::<Control>,
     };
+
+    /// True if `A::Msg` is small enough for several to share an envelope (`mailbox::batch`).
+    pub(crate) const BATCHED: bool = Batch::<A::Msg>::WORTHWHILE && fits_inline::<A::Msg>();
+
+    /// Appends `msg`, a user message for the actor at `(slot, generation)`, to `last`, an
+    /// unpublished envelope, if that is a user envelope for the same actor with room: a single
+    /// one becomes a batch of two, a batch takes one more. Gives `msg` back otherwise.
+    #[inline]
+    pub(crate) fn append(
+        last: &mut Envelope,
+        slot: u32,
+        generation: u32,
+        msg: A::Msg,
+    ) -> Result<(), A::Msg> {
+        if !Self::BATCHED
+            || last.slot != slot
+            || last.generation != generation
+            || last.vt.kind != EnvelopeKind::User
+        {
+            return Err(msg);
+        }
+        // Same slot and generation on the same lane: the same actor, whose user envelopes all
+        // come from this `Vt<A>` (`USER`, or `BATCH` built here), so `last` carries an
+        // `A::Msg` or a batch of them.
+        if last.vt.split.is_some() {
+            // SAFETY: a `BATCH` envelope of `Vt<A>` carries an inline `Batch<A::Msg>` (built
+            // below; a batch is exactly one inline payload).
+            return unsafe { last.msg.get_mut::<Batch<A::Msg>>() }.push(msg);
+        }
+        // SAFETY: `last` is a single user envelope of `Vt<A>` (above): an erased `A::Msg`,
+        // taken once; `last.msg` is replaced right after.
+        let first = unsafe { last.msg.take_in_place::<A::Msg>() };
+        let mut batch = Batch::one(first);
+        // A batch of one has room for a second (`BATCHED`).
+        let _ = batch.push(msg);
+        last.msg = ErasedMsg::new(batch);
+        last.vt = &Self::BATCH;
+        Ok(())
+    }
+
+    /// A user envelope for `(slot, generation)` that other messages for the same actor may
+    /// join while it is unpublished: a batch of `msg` alone (only for `BATCHED` types).
+    #[inline]
+    pub(crate) fn user_batch(slot: u32, generation: u32, stamp: u64, msg: A::Msg) -> Envelope {
+        debug_assert!(Self::BATCHED);
+        Envelope {
+            slot,
+            generation,
+            stamp,
+            msg: ErasedMsg::new(Batch::one(msg)),
+            vt: &Self::BATCH,
+        }
+    }
+
+    /// Pushes a batch's messages into its live actor's mailbox within a drain's run, like
+    /// [`push_user_in_run`](Self::push_user_in_run) for each. False if the actor is not here
+    /// to take them, with the messages not pushed still in the envelope (`deliver_batch` then
+    /// handles them one by one).
+    fn push_batch_in_run(shard: &ShardLocal, env: &mut Envelope, run: &mut DeliveryRun) -> bool {
+        let (slot, generation, stamp) = (env.slot, env.generation, env.stamp);
+        // SAFETY: `BATCH` envelopes of `Vt<A>` carry an inline `Batch<A::Msg>` (`append`).
+        let batch = unsafe { env.msg.get_mut::<Batch<A::Msg>>() };
+        let in_run = run
+            .cell::<ActorCell<A>>(slot, generation)
+            .is_some_and(ActorCell::accepting);
+        if !in_run {
+            // The first message looks the actor up and makes it the run's target.
+            let Some(msg) = batch.pop() else {
+                return true;
+            };
+            let pushed = shard.push_typed_in::<ActorCell<A>, _>(
+                slot,
+                generation,
+                msg,
+                |cell, msg| {
+                    if !cell.accepting() {
+                        return Err(msg);
+                    }
+                    cell.push(msg, stamp);
+                    Ok(())
+                },
+                Some(run),
+            );
+            if let Err(msg) = pushed {
+                batch.unpop(msg);
+                return false;
+            }
+        }
+        // No actor runs during a run, so the target found accepting above still accepts.
+        let Some(cell) = run.cell::<ActorCell<A>>(slot, generation) else {
+            return batch.len() == 0;
+        };
+        while let Some(msg) = batch.pop() {
+            cell.push(msg, stamp);
+        }
+        true
+    }
+
+    /// Delivers a batch's messages one by one, each as a single user envelope.
+    fn deliver_batch(shard: &ShardLocal, env: Envelope) {
+        Self::split_batch(env, &mut |single| Self::deliver_user(shard, single));
+    }
+
+    /// `split` of [`BATCH`](Self::BATCH) envelopes.
+    fn split_batch(env: Envelope, each: &mut dyn FnMut(Envelope)) {
+        let Envelope {
+            slot,
+            generation,
+            stamp,
+            msg,
+            ..
+        } = env;
+        // SAFETY: `BATCH` envelopes of `Vt<A>` carry a `Batch<A::Msg>` (`append`), taken once.
+        let mut batch = unsafe { msg.take::<Batch<A::Msg>>() };
+        while let Some(msg) = batch.pop() {
+            each(Self::user(slot, generation, stamp, msg));
+        }
+    }
 
     /// A user message envelope for `(slot, generation)` (already admitted).
     pub(crate) fn user(slot: u32, generation: u32, stamp: u64, msg: A::Msg) -> Envelope {
@@ -415,10 +545,26 @@ impl<A: Actor> Addr<A> {
                 None
             }
             Some(local) if Arc::ptr_eq(&local.rt, &self.shard.rt) => {
-                local.send_remote(
-                    self.shard.id,
-                    Vt::<A>::user(self.slot, self.generation, local.now_ns(), msg),
-                );
+                let (slot, generation) = (self.slot, self.generation);
+                if Vt::<A>::BATCHED {
+                    local.send_remote_batched(
+                        self.shard.id,
+                        msg,
+                        |last, msg| Vt::<A>::append(last, slot, generation, msg),
+                        |msg, stamp, open| {
+                            if open {
+                                Vt::<A>::user_batch(slot, generation, stamp, msg)
+                            } else {
+                                Vt::<A>::user(slot, generation, stamp, msg)
+                            }
+                        },
+                    );
+                } else {
+                    local.send_remote(
+                        self.shard.id,
+                        Vt::<A>::user(slot, generation, local.now_ns(), msg),
+                    );
+                }
                 None
             }
             other => Some((msg, other.is_some())),

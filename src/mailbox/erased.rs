@@ -150,6 +150,35 @@ impl ErasedMsg {
         }
     }
 
+    /// The message in place, for a holder that amends it (a batch taking one more message).
+    ///
+    /// # Safety
+    ///
+    /// The message is live and was created as an `M` that is stored inline (same contract as
+    /// [`take`](Self::take)).
+    #[inline]
+    pub(crate) unsafe fn get_mut<M: Send + 'static>(&mut self) -> &mut M {
+        debug_assert!(
+            fits_inline::<M>(),
+            "only inline messages are amended in place"
+        );
+        #[cfg(debug_assertions)]
+        if let Some(info) = self.info {
+            debug_assert_eq!(
+                (info.type_id)(),
+                TypeId::of::<M>(),
+                "ErasedMsg amended as the wrong type"
+            );
+        }
+        debug_assert!(
+            self.info.is_some(),
+            "ErasedMsg amended after its value was taken"
+        );
+        // SAFETY: the caller guarantees a live inline `M` at the start of the storage, which
+        // is 8-aligned (`fits_inline` bounds `M`'s alignment by it).
+        unsafe { &mut *self.storage.as_mut_ptr().cast::<M>() }
+    }
+
     /// The payload's type facts, or `None` if the value was taken out.
     #[inline]
     pub(crate) fn info(&self) -> Option<&'static PayloadInfo> {

@@ -350,6 +350,14 @@ impl<T> Producer<T> {
         Ok(())
     }
 
+    /// The value pushed last, if it is not published yet: the producer may still change it
+    /// ([`Unpublished::amend`]), since the consumer sees it only after the next
+    /// [`publish`](Self::publish). `None` if every pushed value is published.
+    #[inline]
+    pub fn last_unpublished(&mut self) -> Option<Unpublished<'_, T>> {
+        (self.tail != self.published).then_some(Unpublished { producer: self })
+    }
+
     /// Makes every value pushed since the last publication visible to the consumer.
     ///
     /// Stamps each unpublished slot and stores the shared tail once if there are unpublished
@@ -437,6 +445,29 @@ impl<T> fmt::Debug for Producer<T> {
             .field("published", &self.published)
             .field("head_cache", &self.head_cache)
             .finish_non_exhaustive()
+    }
+}
+
+/// The last value a producer pushed, while it is unpublished ([`Producer::last_unpublished`]).
+pub struct Unpublished<'a, T> {
+    producer: &'a mut Producer<T>,
+}
+
+impl<T> Unpublished<'_, T> {
+    /// Runs `f` on the value.
+    #[inline]
+    pub fn amend<R>(self, f: impl FnOnce(&mut T) -> R) -> R {
+        let p = self.producer;
+        p.shared
+            .slot(p.tail.wrapping_sub(1))
+            .value
+            .with_mut(|slot| {
+                // SAFETY: `last_unpublished` found `published < tail`, and the borrow keeps both
+                // where they were, so position `tail - 1` is in `[Tp, t)`: initialised by
+                // `try_push` and not yet published, owned by the producer (module invariants). The
+                // consumer does not read it before the stamp that `publish` will store.
+                f(unsafe { (*slot).assume_init_mut() })
+            })
     }
 }
 

@@ -21,6 +21,9 @@ pub(crate) enum EnvelopeKind {
     Task,
 }
 
+/// Hands each message of a batch envelope to the callback in an envelope of its own.
+pub(crate) type SplitFn = fn(Envelope, &mut dyn FnMut(Envelope));
+
 /// Per-type constant description of an envelope.
 pub(crate) struct EnvelopeVTable {
     /// Delivers the envelope on its destination shard (the owner thread).
@@ -31,6 +34,11 @@ pub(crate) struct EnvelopeVTable {
     /// actor is not here to take it (`deliver` then handles it). `None` for every other kind,
     /// whose delivery ends the run (see `ShardLocal::accept`).
     pub(crate) push_in_run: Option<fn(&ShardLocal, &mut Envelope, &mut DeliveryRun) -> bool>,
+    /// Hands the messages of a batch envelope to the callback one by one, each in an envelope
+    /// of its own, in order. `Some` only for batch envelopes: where an envelope cannot be
+    /// delivered as a whole (dead letters, forwarding), a batch is split first, so that every
+    /// message is accounted for.
+    pub(crate) split: Option<SplitFn>,
     /// What the envelope carries.
     pub(crate) kind: EnvelopeKind,
     /// The payload's type name, for dead-letter reports.
@@ -201,6 +209,7 @@ impl<F: ShardTask> TaskVt<F> {
     const VT: EnvelopeVTable = EnvelopeVTable {
         deliver: Self::deliver,
         push_in_run: None,
+        split: None,
         kind: EnvelopeKind::Task,
         type_name: std::any::type_name::<F>,
     };

@@ -333,6 +333,11 @@ impl ShardShared {
     /// Accounts for an envelope that cannot be delivered, then drops it (which answers any
     /// `Reply` inside with an error).
     pub(crate) fn discard(&self, env: Envelope, reason: DeadLetterReason) {
+        if let Some(split) = env.vt.split {
+            // A batch: each of its messages is a dead letter of its own.
+            split(env, &mut |single| self.discard(single, reason));
+            return;
+        }
         match env.kind() {
             EnvelopeKind::User => {
                 self.rt.dead_letters.fetch_add(1, Ordering::Relaxed);

@@ -152,6 +152,7 @@ impl ShardLocal {
 pub(crate) static REPLY_VT: EnvelopeVTable = EnvelopeVTable {
     deliver: |shard, env| shard.deliver_reply(env),
     push_in_run: None,
+    split: None,
     kind: EnvelopeKind::Reply,
     type_name: || "ask reply",
 };

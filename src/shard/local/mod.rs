@@ -692,58 +692,111 @@ impl ShardLocal {
                 self.peers[target].inject(env);
                 return;
             };
-            self.shared.counters.bump_sent_remote();
-            let first = !lane.dirty;
-            if first {
-                lane.dirty = true;
-                self.dirty.borrow_mut().push(target);
-            }
-            // A user message or an ask's reply that is the first envelope towards `target`
-            // since the last flush (the end of the previous turn) is published at once: a lone
-            // request or reply (a ping-pong, an ask) leaves when it is sent, not after the rest
-            // of the turn and its bookkeeping (`docs/benchmarks.md`, session 13). The rest of a
-            // flood waits for `publish_batch` envelopes or the flush, so the consumer can start
-            // while this shard keeps producing, at one publication per batch.
-            //
-            // Controls and tasks wait for the flush after the turn, as before: their receivers
-            // act on the sender's lifecycle (an unlink notice tells a server its client is
-            // gone), which a turn changes up to its end, so a stopping client finishes before
-            // its servers hear that it unlinked (rotor's finish order by linkage).
-            let publish_now =
-                first && matches!(env.kind(), EnvelopeKind::User | EnvelopeKind::Reply);
-            if lane.overflow.is_empty() {
-                match lane.producer.try_push(env) {
-                    Ok(()) => {
-                        (publish_now || lane.producer.unpublished() >= lane.publish_batch)
-                            && lane.producer.publish()
-                    }
-                    Err(env) => {
-                        lane.overflow.push_back(env);
-                        // Ask the consumer to ring this shard when it frees space: otherwise
-                        // a shard with nothing else to do finds the space only by polling, and
-                        // parks between polls.
-                        lane.producer.set_waiting(true);
-                        self.shared.counters.bump_ring_overflow();
-                        // The ring is full: hand over what it holds now rather than at the end
-                        // of the turn, so the consumer keeps working during a long flood.
-                        lane.producer.publish()
-                    }
+            self.push_on_lane(lane, target, env)
+        };
+        if publish {
+            self.notify_peer(target);
+        }
+    }
+
+    /// [`send_remote`](Self::send_remote) of `msg`, a user message small enough to share an
+    /// envelope (`mailbox::batch`): first offered to the envelope sent last towards `target`
+    /// if that is not published yet (the back of the overflow, or the ring's last unpublished
+    /// slot), which `append` extends if it is for the same actor and has room; otherwise sent
+    /// in an envelope of its own, which `make` builds with the send's stamp, as a batch that
+    /// later messages may join (`open`) unless it is published at once (the first user message
+    /// since the last flush, see `push_on_lane`). A flood then takes a ring slot per batch,
+    /// not per message.
+    #[inline]
+    pub(crate) fn send_remote_batched<M>(
+        &self,
+        target: usize,
+        msg: M,
+        append: impl FnOnce(&mut Envelope, M) -> Result<(), M>,
+        make: impl FnOnce(M, u64, bool) -> Envelope,
+    ) {
+        let publish = {
+            let mut out = self.out.borrow_mut();
+            let Some(lane) = out.get_mut(target).and_then(Option::as_mut) else {
+                drop(out);
+                self.peers[target].inject(make(msg, self.now_ns(), false));
+                return;
+            };
+            let appended = match lane.overflow.back_mut() {
+                Some(last) => append(last, msg),
+                None => match lane.producer.last_unpublished() {
+                    Some(last) => last.amend(|last| append(last, msg)),
+                    None => Err(msg),
+                },
+            };
+            match appended {
+                Ok(()) => {
+                    self.shared.counters.bump_sent_remote();
+                    self.shared.counters.bump_batched();
+                    return;
                 }
-            } else {
-                lane.overflow.push_back(env);
-                self.shared.counters.bump_ring_overflow();
-                // A flood longer than the ring: every `REFILL_EVERY` overflowed envelopes (or
-                // `publish_batch`, if less), move the oldest ones into whatever ring space the
-                // consumer freed meanwhile (in order: the overflow is drained front first and
-                // nothing bypasses it), so the consumer is never starved until the sender's turn
-                // ends and the overflow empties as soon as the consumer keeps up. One read of
-                // the consumer's index per attempt, not per message.
-                lane.overflow.len() & (lane.publish_batch.min(REFILL_EVERY) - 1) == 0
-                    && lane.refill()
+                Err(msg) => {
+                    let open = lane.dirty;
+                    self.push_on_lane(lane, target, make(msg, self.now_ns(), open))
+                }
             }
         };
         if publish {
             self.notify_peer(target);
+        }
+    }
+
+    /// Pushes `env` onto the lane towards `target`: the ring, or its overflow if that holds
+    /// envelopes already or the ring is full. True if it published, so that the caller wakes
+    /// the target if it sleeps.
+    #[inline]
+    fn push_on_lane(&self, lane: &mut OutLane, target: usize, env: Envelope) -> bool {
+        self.shared.counters.bump_sent_remote();
+        let first = !lane.dirty;
+        if first {
+            lane.dirty = true;
+            self.dirty.borrow_mut().push(target);
+        }
+        // A user message or an ask's reply that is the first envelope towards `target`
+        // since the last flush (the end of the previous turn) is published at once: a lone
+        // request or reply (a ping-pong, an ask) leaves when it is sent, not after the rest
+        // of the turn and its bookkeeping (`docs/benchmarks.md`, session 13). The rest of a
+        // flood waits for `publish_batch` envelopes or the flush, so the consumer can start
+        // while this shard keeps producing, at one publication per batch.
+        //
+        // Controls and tasks wait for the flush after the turn, as before: their receivers
+        // act on the sender's lifecycle (an unlink notice tells a server its client is
+        // gone), which a turn changes up to its end, so a stopping client finishes before
+        // its servers hear that it unlinked (rotor's finish order by linkage).
+        let publish_now = first && matches!(env.kind(), EnvelopeKind::User | EnvelopeKind::Reply);
+        if lane.overflow.is_empty() {
+            match lane.producer.try_push(env) {
+                Ok(()) => {
+                    (publish_now || lane.producer.unpublished() >= lane.publish_batch)
+                        && lane.producer.publish()
+                }
+                Err(env) => {
+                    lane.overflow.push_back(env);
+                    // Ask the consumer to ring this shard when it frees space: otherwise
+                    // a shard with nothing else to do finds the space only by polling, and
+                    // parks between polls.
+                    lane.producer.set_waiting(true);
+                    self.shared.counters.bump_ring_overflow();
+                    // The ring is full: hand over what it holds now rather than at the end
+                    // of the turn, so the consumer keeps working during a long flood.
+                    lane.producer.publish()
+                }
+            }
+        } else {
+            lane.overflow.push_back(env);
+            self.shared.counters.bump_ring_overflow();
+            // A flood longer than the ring: every `REFILL_EVERY` overflowed envelopes (or
+            // `publish_batch`, if less), move the oldest ones into whatever ring space the
+            // consumer freed meanwhile (in order: the overflow is drained front first and
+            // nothing bypasses it), so the consumer is never starved until the sender's turn
+            // ends and the overflow empties as soon as the consumer keeps up. One read of
+            // the consumer's index per attempt, not per message.
+            lane.overflow.len() & (lane.publish_batch.min(REFILL_EVERY) - 1) == 0 && lane.refill()
         }
     }
 
