@@ -4,8 +4,10 @@
 //! one turn. Each one in an envelope of its own costs a ring slot (104 bytes) for a payload
 //! that may be a few bytes; in a [`Batch`] they share one: the sending shard appends a message
 //! to the previous unpublished envelope for the same actor instead of taking a new slot (see
-//! `ShardLocal::send_remote`). Fewer bytes per message cross between the cores, which is what
-//! bounds a flood (`docs/benchmarks.md`, session 14).
+//! `ShardLocal::send_remote_batched`). Fewer bytes per message cross between the cores, which
+//! is what bounds a flood when crossing is dear (`docs/benchmarks.md`, session 14). The
+//! messages of a batch share its envelope's stamp, the first one's send time, from which their
+//! mailbox wait is counted.
 //!
 //! A batch is exactly one inline payload ([`INLINE_BYTES`]): a header word, then the messages
 //! back to back. It holds `(INLINE_BYTES − 8) / size_of::<M>()` of them (for zero-sized
