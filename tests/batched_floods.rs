@@ -32,6 +32,32 @@ struct Seen {
     refused: AtomicU64,
 }
 
+impl Seen {
+    fn handled(&self) -> u64 {
+        self.handled.load(Ordering::Relaxed)
+    }
+
+    /// Messages handled, refused by `tell` or reported as dead letters (`dead`): every message
+    /// sent must end as exactly one of these.
+    fn accounted(&self, dead: &AtomicU64) -> u64 {
+        self.handled() + self.refused.load(Ordering::Relaxed) + dead.load(Ordering::Relaxed)
+    }
+
+    fn assert_in_order(&self, shards: usize) {
+        let wrong = self.out_of_order.load(Ordering::Relaxed);
+        assert_eq!(wrong, 0, "{shards} shards: {wrong} items out of order");
+    }
+}
+
+/// Every payload was dropped, once: only the test's own token is left.
+fn assert_no_payload_left(token: &Arc<()>, shards: usize) {
+    assert_eq!(
+        Arc::strong_count(token),
+        1,
+        "{shards} shards: a payload leaked"
+    );
+}
+
 /// Checks the order of the items; stops itself after `stop_after` of them, if set; holds its
 /// shard at `gate` on the first item, if set.
 struct Sink {
@@ -145,14 +171,8 @@ fn a_flood_arrives_whole_in_order_and_in_batches() {
         let before = rt.shard_stats()[0].clone();
         flooder.ask(|r| Flood(n, r), ASK).expect("flood");
         assert_eq!(seen.refused.load(Ordering::Relaxed), 0, "{shards} shards");
-        wait_until("the sink handled the flood", || {
-            seen.handled.load(Ordering::Relaxed) == n
-        });
-        assert_eq!(
-            seen.out_of_order.load(Ordering::Relaxed),
-            0,
-            "{shards} shards"
-        );
+        wait_until("the sink handled the flood", || seen.handled() == n);
+        seen.assert_in_order(shards);
         let after = rt.shard_stats()[0].clone();
         let batched = after.batched - before.batched;
         assert_eq!(after.sent_remote - before.sent_remote, n, "{shards} shards");
@@ -164,11 +184,7 @@ fn a_flood_arrives_whole_in_order_and_in_batches() {
         rt.shutdown().expect("shutdown");
         drop(flooder);
         assert_eq!(dead.load(Ordering::Relaxed), 0, "{shards} shards");
-        assert_eq!(
-            Arc::strong_count(&token),
-            1,
-            "{shards} shards: a payload leaked"
-        );
+        assert_no_payload_left(&token, shards);
     }
 }
 
@@ -183,34 +199,17 @@ fn messages_for_a_stopped_actor_are_each_refused_or_dead_letters() {
         flooder.ask(|r| Flood(n, r), ASK).expect("flood");
         // Every message is handled, refused by `tell`, or a dead letter: the sink stops after
         // `stop_after`, and the rest were queued in its mailbox or still in batches in transit.
-        wait_until("every message accounted for", || {
-            seen.handled.load(Ordering::Relaxed)
-                + seen.refused.load(Ordering::Relaxed)
-                + dead.load(Ordering::Relaxed)
-                == n
-        });
+        wait_until("every message accounted for", || seen.accounted(&dead) == n);
         assert_eq!(
             rt.dead_letters(),
             dead.load(Ordering::Relaxed),
             "{shards} shards"
         );
-        assert_eq!(
-            seen.handled.load(Ordering::Relaxed),
-            stop_after,
-            "{shards} shards"
-        );
-        assert_eq!(
-            seen.out_of_order.load(Ordering::Relaxed),
-            0,
-            "{shards} shards"
-        );
+        assert_eq!(seen.handled(), stop_after, "{shards} shards");
+        seen.assert_in_order(shards);
         rt.shutdown().expect("shutdown");
         drop(flooder);
-        assert_eq!(
-            Arc::strong_count(&token),
-            1,
-            "{shards} shards: a payload leaked"
-        );
+        assert_no_payload_left(&token, shards);
     }
 }
 
@@ -223,30 +222,18 @@ fn a_flood_cut_short_by_shutdown_drops_every_payload_once() {
         let (flooder, seen) = pair(&rt, None, &token);
         // Shut down while the flood is in flight: once the sink has handled a first item.
         let pending = flooder.ask_async(|r| Flood(n, r), ASK);
-        wait_until("the flood started", || {
-            seen.handled.load(Ordering::Relaxed) > 0
-        });
+        wait_until("the flood started", || seen.handled() > 0);
         rt.shutdown().expect("shutdown");
         drop(pending);
         drop(flooder);
         // The handler ran to its end (a turn is never cut short), so all `n` were sent.
         assert_eq!(
-            seen.handled.load(Ordering::Relaxed)
-                + seen.refused.load(Ordering::Relaxed)
-                + dead.load(Ordering::Relaxed),
+            seen.accounted(&dead),
             n,
             "{shards} shards: a message was neither handled, refused nor a dead letter"
         );
-        assert_eq!(
-            seen.out_of_order.load(Ordering::Relaxed),
-            0,
-            "{shards} shards"
-        );
-        assert_eq!(
-            Arc::strong_count(&token),
-            1,
-            "{shards} shards: a payload leaked"
-        );
+        seen.assert_in_order(shards);
+        assert_no_payload_left(&token, shards);
     }
 }
 
@@ -278,16 +265,10 @@ fn batches_left_in_overflow_at_shutdown_are_dead_letters_one_by_one() {
         join("shutdown", stopper).expect("shutdown");
         drop((flooder, check));
         assert_eq!(
-            seen.handled.load(Ordering::Relaxed)
-                + seen.refused.load(Ordering::Relaxed)
-                + dead.load(Ordering::Relaxed),
+            seen.accounted(&dead),
             n,
             "{shards} shards: a message was neither handled, refused nor a dead letter"
         );
-        assert_eq!(
-            Arc::strong_count(&token),
-            1,
-            "{shards} shards: a payload leaked"
-        );
+        assert_no_payload_left(&token, shards);
     }
 }
