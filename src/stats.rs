@@ -47,7 +47,7 @@ counters! {
     handled,
     /// User messages sent to an actor of the same shard.
     sent_local => bump_sent_local,
-    /// Messages sent to another shard through a ring (each message of a batch counts).
+    /// Envelopes sent to another shard through a ring, each message of a batch counted as one.
     sent_remote => bump_sent_remote,
     /// Of those, user messages that joined the unpublished envelope sent just before them to
     /// the same actor rather than taking a ring slot of their own (`Actor::Msg` types of at
