@@ -179,20 +179,7 @@ impl<A: Actor> Vt<A> {
             let Some(msg) = batch.pop() else {
                 return true;
             };
-            let pushed = shard.push_typed_in::<ActorCell<A>, _>(
-                slot,
-                generation,
-                msg,
-                |cell, msg| {
-                    if !cell.accepting() {
-                        return Err(msg);
-                    }
-                    cell.push(msg, stamp);
-                    Ok(())
-                },
-                Some(run),
-            );
-            if let Err(msg) = pushed {
+            if let Err(msg) = Self::push_msg(shard, slot, generation, msg, stamp, Some(run)) {
                 batch.unpop(msg);
                 return false;
             }
@@ -205,6 +192,32 @@ impl<A: Actor> Vt<A> {
             cell.push(msg, stamp);
         }
         true
+    }
+
+    /// Pushes `msg` into the mailbox of the live actor at `(slot, generation)` if it accepts
+    /// messages, making it `run`'s target if given; gives `msg` back otherwise.
+    #[inline]
+    fn push_msg(
+        shard: &ShardLocal,
+        slot: u32,
+        generation: u32,
+        msg: A::Msg,
+        stamp: u64,
+        run: Option<&mut DeliveryRun>,
+    ) -> Result<(), A::Msg> {
+        shard.push_typed_in::<ActorCell<A>, _>(
+            slot,
+            generation,
+            msg,
+            |cell, msg| {
+                if !cell.accepting() {
+                    return Err(msg);
+                }
+                cell.push(msg, stamp);
+                Ok(())
+            },
+            run,
+        )
     }
 
     /// Delivers a batch's messages one by one, each as a single user envelope.
@@ -588,16 +601,7 @@ impl<A: Actor> Addr<A> {
 
     #[inline]
     pub(crate) fn push_local(&self, local: &ShardLocal, msg: A::Msg, stamp: u64) {
-        if let Err(msg) =
-            local.push_typed::<ActorCell<A>, _>(self.slot, self.generation, msg, |cell, msg| {
-                if cell.accepting() {
-                    cell.push(msg, stamp);
-                    Ok(())
-                } else {
-                    Err(msg)
-                }
-            })
-        {
+        if let Err(msg) = Vt::<A>::push_msg(local, self.slot, self.generation, msg, stamp, None) {
             // Not installed yet (spawned from another shard) or stopping: the envelope path
             // parks it or turns it into a dead letter.
             Vt::<A>::user(self.slot, self.generation, stamp, msg).deliver(local);

@@ -163,17 +163,16 @@ impl ErasedMsg {
             "only inline messages are amended in place"
         );
         #[cfg(debug_assertions)]
-        if let Some(info) = self.info {
-            debug_assert_eq!(
+        {
+            let info = self
+                .info
+                .expect("ErasedMsg amended after its value was taken");
+            assert_eq!(
                 (info.type_id)(),
                 TypeId::of::<M>(),
                 "ErasedMsg amended as the wrong type"
             );
         }
-        debug_assert!(
-            self.info.is_some(),
-            "ErasedMsg amended after its value was taken"
-        );
         // SAFETY: the caller guarantees a live inline `M` at the start of the storage, which
         // is 8-aligned (`fits_inline` bounds `M`'s alignment by it).
         unsafe { &mut *self.storage.as_mut_ptr().cast::<M>() }

@@ -106,7 +106,7 @@ pub(crate) trait Cell: Any {
 /// The actor cell a drain delivered its last user message to. Messages arrive in bursts for
 /// one actor (a producer's turn, an outside flood), so while the next envelope names the same
 /// `(slot, generation)` it is pushed into that cell without the slab lookup, the downcast and the
-/// scheduling of [`ShardLocal::push_typed`] (about 40 % of a delivery's instructions in the
+/// scheduling of [`ShardLocal::push_typed_in`] (about 40 % of a delivery's instructions in the
 /// fan-in probe, `docs/benchmarks.md`, session 12).
 ///
 /// A run lives on the stack of one drain (`drain_inbound`, `drain_local_queued`), and only user
@@ -572,19 +572,8 @@ impl ShardLocal {
 
     /// Pushes `value` into the live cell of type `C` at `(slot, generation)` with `push`, and
     /// schedules the cell if `push` accepted it; hands the value back otherwise. One slab
-    /// borrow for the lookup, the downcast and the scheduling: this is the same-shard send path.
-    #[inline]
-    pub(crate) fn push_typed<C: Cell, V>(
-        &self,
-        slot: u32,
-        generation: u32,
-        value: V,
-        push: impl FnOnce(&C, V) -> Result<(), V>,
-    ) -> Result<(), V> {
-        self.push_typed_in(slot, generation, value, push, None)
-    }
-
-    /// [`push_typed`](Self::push_typed) that, on success, makes the cell `run`'s target.
+    /// borrow for the lookup, the downcast and the scheduling: this is the same-shard send path
+    /// (with no `run`). On success, makes the cell `run`'s target if one is given.
     #[inline(always)]
     pub(crate) fn push_typed_in<C: Cell, V>(
         &self,
