@@ -7,6 +7,6 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(coreactor_loom)");
     // `coreactor_loom_bug`: injects deliberate ordering bugs that the loom models must catch.
     println!(
-        "cargo::rustc-check-cfg=cfg(coreactor_loom_bug, values(\"doorbell\", \"polled\", \"inject\", \"inject_bounded\", \"inject_token\", \"migrate\", \"ring\"))"
+        "cargo::rustc-check-cfg=cfg(coreactor_loom_bug, values(\"doorbell\", \"polled\", \"inject\", \"inject_bounded\", \"inject_token\", \"inject_append\", \"migrate\", \"ring\"))"
     );
 }

@@ -55,8 +55,13 @@ counters! {
     batched => bump_batched,
     /// Envelopes that found their ring full and waited in the ordered overflow buffer.
     ring_overflow => bump_ring_overflow,
-    /// Envelopes received from threads outside the runtime.
-    injected => bump_injected,
+    /// Messages received from threads outside the runtime.
+    injected,
+    /// Of those, messages that joined the lane record their sender had pushed just before to
+    /// the same actor, while it still waited for this shard to take it (`Actor::Msg` types of
+    /// at most 16 bytes, sent faster than the shard takes them: see the "Batching" section of
+    /// `docs/architecture.md`).
+    appended,
     /// Times the shard parked (slept in `epoll_wait`).
     parks => bump_parks,
     /// Wake-up syscalls this shard issued to sleeping peers.

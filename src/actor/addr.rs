@@ -7,6 +7,11 @@ use super::{Actor, StopReason};
 use crate::error::{AskError, SendError};
 use crate::mailbox::batch::Batch;
 use crate::mailbox::erased::{ErasedMsg, fits_inline};
+use crate::mailbox::inject::{CellWords, MAX_OPEN_VALUES};
+use crate::shard::envelope::{
+    OPEN_PAYLOAD_BYTES, open_destination, open_message, write_open_header,
+};
+use crate::shard::outside;
 use crate::shard::table::Admit;
 use crate::shard::{
     DeadLetterReason, DeliveryRun, Envelope, EnvelopeKind, EnvelopeVTable, STAMP_ON_ARRIVAL,
@@ -18,6 +23,7 @@ use crate::sync::atomic::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
+use std::mem::size_of;
 use std::time::{Duration, Instant};
 
 /// How long [`Addr::ask`] polls for the reply before parking. Parking made every outside ask
@@ -81,6 +87,11 @@ impl<A: Actor> fmt::Debug for Addr<A> {
     }
 }
 
+/// The smaller of `a` and `b`, in a constant.
+const fn const_min(a: usize, b: usize) -> usize {
+    if a < b { a } else { b }
+}
+
 /// Per-actor-type envelope vtables.
 pub(crate) struct Vt<A>(PhantomData<A>);
 
@@ -89,6 +100,11 @@ impl<A: Actor> Vt<A> {
         deliver: Self::deliver_user,
         push_in_run: Some(Self::push_user_in_run),
         split: None,
+        gather: if Self::APPENDABLE {
+            Some(Self::gather)
+        } else {
+            None
+        },
         kind: EnvelopeKind::User,
         type_name: std::any::type_name::<A::Msg>,
     };
@@ -98,6 +114,7 @@ impl<A: Actor> Vt<A> {
         deliver: Self::deliver_batch,
         push_in_run: Some(Self::push_batch_in_run),
         split: Some(Self::split_batch),
+        gather: None,
         kind: EnvelopeKind::User,
         type_name: std::any::type_name::<A::Msg>,
     };
@@ -106,12 +123,113 @@ impl<A: Actor> Vt<A> {
         deliver: Self::deliver_control,
         push_in_run: None,
         split: None,
+        gather: None,
         kind: EnvelopeKind::Control,
         type_name: std::any::type_name::<Control>,
     };
 
     /// True if `A::Msg` is small enough for several to share an envelope (`mailbox::batch`).
     pub(crate) const BATCHED: bool = Batch::<A::Msg>::WORTHWHILE && fits_inline::<A::Msg>();
+
+    /// How many `A::Msg`s an outside thread's open lane record holds (`shard::outside`): as
+    /// many as fit in its message bytes, at most a batch's worth.
+    const OPEN_CAPACITY: usize = if !Self::BATCHED {
+        0
+    } else if size_of::<A::Msg>() == 0 {
+        const_min(Batch::<A::Msg>::CAPACITY, MAX_OPEN_VALUES)
+    } else {
+        const_min(
+            OPEN_PAYLOAD_BYTES / size_of::<A::Msg>(),
+            Batch::<A::Msg>::CAPACITY,
+        )
+    };
+
+    /// True if an outside thread's messages of type `A::Msg` may share a lane cell: at least
+    /// two fit in an open record (16 bytes or less, or zero-sized).
+    pub(crate) const APPENDABLE: bool = Self::OPEN_CAPACITY >= 2;
+
+    /// `gather` of [`USER`](Self::USER) (see `shard::envelope`, "Open records"): one message
+    /// as a single user envelope, more as a batch.
+    ///
+    /// # Safety
+    ///
+    /// `shard::envelope::GatherFn`'s: an open record of `A::Msg`s written by
+    /// [`tell_outside_appending`](Self::tell_outside_appending), holding `count` of them.
+    unsafe fn gather(words: &CellWords, count: usize) -> Envelope {
+        debug_assert!((1..=Self::OPEN_CAPACITY).contains(&count));
+        let (slot, generation) = open_destination(words);
+        // SAFETY: message `i < count <= OPEN_CAPACITY` of the record lies inside its bytes
+        // (`open_message`), written once by its push or an append; each is read once, here.
+        let take = |i: usize| unsafe { open_message::<A::Msg>(words, i).read() };
+        if count == 1 {
+            return Self::user(slot, generation, STAMP_ON_ARRIVAL, take(0));
+        }
+        let mut batch = Batch::one(take(0));
+        for i in 1..count {
+            // `count <= OPEN_CAPACITY <= Batch::CAPACITY`: never refused.
+            let refused = batch.push(take(i));
+            debug_assert!(refused.is_ok(), "an open record holds at most a batch");
+        }
+        Envelope {
+            slot,
+            generation,
+            stamp: STAMP_ON_ARRIVAL,
+            msg: ErasedMsg::new(batch),
+            vt: &Self::BATCH,
+        }
+    }
+
+    /// An outside thread's send of an admitted message of an [`APPENDABLE`](Self::APPENDABLE)
+    /// type into the bounded lane of `shard`: appended to the open record this thread pushed
+    /// last, if that is for the same actor and the shard has not taken it; else pushed, open
+    /// or plain as `shard::outside`'s probing says. Gives `msg` back if the lane is full.
+    #[inline]
+    fn tell_outside_appending(
+        shard: &ShardShared,
+        slot: u32,
+        generation: u32,
+        msg: A::Msg,
+    ) -> Result<(), A::Msg> {
+        let mut msg = Some(msg);
+        let lane = shard.lane_id();
+        if let Some(mut last) = outside::joinable(lane, slot, generation, &Self::USER)
+            && last.record.count() < Self::OPEN_CAPACITY
+        {
+            let appended = shard.inject.append(&mut last.record, |words, i| {
+                // SAFETY: `i` is the record's count, below `OPEN_CAPACITY` (checked above),
+                // and `A::Msg` is at most 8-aligned (`BATCHED`): the place is inside the
+                // record's bytes and aligned; the append reserved it for this thread.
+                unsafe { open_message::<A::Msg>(words, i).write(msg.take().expect("once")) };
+            });
+            if appended.is_ok() {
+                outside::joined(last, Self::OPEN_CAPACITY);
+                return Ok(());
+            }
+            outside::refused();
+        }
+        let msg = msg.take().expect("not sent");
+        if !outside::should_open() {
+            return shard
+                .try_inject_outside(Self::user(slot, generation, STAMP_ON_ARRIVAL, msg))
+                // SAFETY: the envelope was built just above by `user` from an `A::Msg`, and
+                // comes back untouched.
+                .map_err(|env| unsafe { env.msg.take::<A::Msg>() });
+        }
+        let mut msg = Some(msg);
+        let pushed = shard.try_inject_outside_open(|words| {
+            write_open_header(words, &Self::USER, slot, generation);
+            // SAFETY: message 0 of an open record: inside its bytes, since at least two fit
+            // (`APPENDABLE`), and aligned (`BATCHED`).
+            unsafe { open_message::<A::Msg>(words, 0).write(msg.take().expect("once")) };
+        });
+        match pushed {
+            Ok(record) => {
+                outside::opened(lane, slot, generation, &Self::USER, record);
+                Ok(())
+            }
+            Err(_) => Err(msg.take().expect("not written")),
+        }
+    }
 
     /// Appends `msg`, a user message for the actor at `(slot, generation)`, to `last`, an
     /// unpublished envelope, if that is a user envelope for the same actor with room: a single
@@ -585,6 +703,9 @@ impl<A: Actor> Addr<A> {
         let Some((msg, on_a_shard)) = leftover else {
             return Ok(());
         };
+        if Vt::<A>::APPENDABLE && !on_a_shard && self.shard.takes_open_records() {
+            return Vt::<A>::tell_outside_appending(&self.shard, self.slot, self.generation, msg);
+        }
         // No clock read here: the shard stamps the message when it takes it in.
         let env = Vt::<A>::user(self.slot, self.generation, STAMP_ON_ARRIVAL, msg);
         if on_a_shard {

@@ -16,6 +16,18 @@
 //!   threads may block) or, for `try_tell`, answers `Full`. Built on the `crate::sync` shim, so
 //!   the loom models check this code itself, with records of both lengths
 //!   (`loom-tests/inject_bounded.rs`).
+//!
+//!   A one-cell record may be pushed *open* ([`BoundedInject::push_open`]): its pusher may
+//!   then add values to it ([`BoundedInject::append`]) until the consumer takes it, so that a
+//!   thread that sends faster than the shard takes its messages fills lines rather than
+//!   taking one per message (`shard::outside`). The record's meta word then holds the lane's
+//!   own state instead of the record's meta: how many values it holds, a tag naming its
+//!   position (so that a word of a later lap is never mistaken for it), `WRITING` while an
+//!   append is between its reservation and its commit, and `SEALED` once the consumer took
+//!   it. Both sides change that word only by compare-and-swap, so an append either lands
+//!   before the consumer's seal, which then sees it (Release commit, Acquire seal), or fails
+//!   and writes nothing. A consumer that finds `WRITING` waits for the commit: the append
+//!   between the two is a few stores, as a push between its claim and its publication is.
 //! * [`InjectQueue`], for shard threads of *another* runtime (a cross-runtime send must never
 //!   block a shard): unbounded, `crossbeam_queue::SegQueue` (MPMC; the shard is the only
 //!   regular consumer, and after shutdown a late pusher may drain it too). It allocates a block
@@ -53,7 +65,16 @@ const PUBLISH_ORDERING: Ordering = if cfg!(coreactor_loom_bug = "inject_bounded"
     Ordering::Release
 };
 
-/// How many cells ahead of its own a push prefetches (see `push`).
+/// Ordering of an append's commit: `Release`, or `Relaxed` under the deliberate loom bug
+/// `--cfg coreactor_loom_bug="inject_append"`, which `loom-tests/inject_bounded.rs` must report
+/// as a causality violation on the appended value.
+const APPEND_COMMIT_ORDERING: Ordering = if cfg!(coreactor_loom_bug = "inject_append") {
+    Ordering::Relaxed
+} else {
+    Ordering::Release
+};
+
+/// How many cells ahead of its own a push prefetches (see `publish`).
 const PREFETCH_AHEAD: usize = 4;
 
 /// Words of a record a cell holds (after its sequence and meta words): 48 bytes, so that a
@@ -62,6 +83,54 @@ pub const CELL_WORDS: usize = 6;
 
 /// The words of one cell.
 pub type CellWords = MaybeUninit<[u64; CELL_WORDS]>;
+
+// The meta word of an open record (see the module docs). A record's own meta word
+// (`LaneRecord::meta`) keeps `OPEN` clear.
+/// The record is open: this word is the lane's state, not the record's meta.
+const OPEN: usize = 1 << 1;
+/// An append reserved the next value's place and is writing it.
+const WRITING: usize = 1 << 2;
+/// The consumer took the record: appends fail.
+const SEALED: usize = 1 << 3;
+const COUNT_SHIFT: u32 = 4;
+const COUNT_BITS: u32 = 16;
+/// The position tag's shift: the word keeps the position's low 44 bits, so a word of the same
+/// cell `2^44` positions later could be taken for this one (never in practice).
+const TAG_SHIFT: u32 = COUNT_SHIFT + COUNT_BITS;
+const _: () = assert!(usize::BITS == 64, "the open-record word needs 64 bits");
+
+/// The most values an open record holds.
+pub const MAX_OPEN_VALUES: usize = (1 << COUNT_BITS) - 1;
+
+/// The meta word of an open record at `pos` holding `count` values, neither writing nor
+/// sealed.
+#[inline]
+fn open_word(pos: usize, count: usize) -> usize {
+    debug_assert!(count <= MAX_OPEN_VALUES);
+    OPEN | (count << COUNT_SHIFT) | (pos << TAG_SHIFT)
+}
+
+/// How many values an open record's word says it holds.
+#[inline]
+fn open_count(word: usize) -> usize {
+    (word >> COUNT_SHIFT) & MAX_OPEN_VALUES
+}
+
+/// An open record its pusher may add values to (see [`BoundedInject::push_open`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenRecord {
+    pos: usize,
+    count: usize,
+}
+
+impl OpenRecord {
+    /// How many values the record holds (as far as its pusher knows: all of them, since only
+    /// its pusher appends).
+    #[inline]
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
 
 /// A value the bounded lane carries: one record of one or two cells.
 ///
@@ -82,6 +151,13 @@ pub trait LaneRecord: Sized {
     /// The cells hold what [`write`](Self::write) wrote of a record whose meta word is `meta`,
     /// and it is read once.
     unsafe fn read(meta: usize, first: &CellWords, second: Option<&CellWords>) -> Self;
+
+    /// Moves the `count` values of an open record out of its one cell, as one record.
+    ///
+    /// # Safety
+    /// The cell holds what the `push_open` write and `count - 1` appends wrote, and it is
+    /// read once.
+    unsafe fn read_open(first: &CellWords, count: usize) -> Self;
 }
 
 /// Integers as lane records, for the unit tests and the loom models: an odd value takes two
@@ -114,8 +190,54 @@ macro_rules! int_lane_record {
                 }
                 value as $t
             }
+            /// Integer records are never open; an open record of them is a test's bug.
+            unsafe fn read_open(_first: &CellWords, _count: usize) -> Self {
+                unreachable!("integer lane records are never pushed open")
+            }
         }
     )*};
+}
+
+/// A run of up to [`CELL_WORDS`] integers in one cell, for the unit tests and the loom models
+/// of open records: value `i` is word `i` ([`push_open`](BoundedInject::push_open) writes the
+/// first, each append the next).
+#[cfg(any(test, coreactor_loom))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run(pub Vec<u64>);
+
+#[cfg(any(test, coreactor_loom))]
+impl Run {
+    /// Writes `value` as value `i` of a run's cell.
+    pub fn write_at(words: &mut CellWords, i: usize, value: u64) {
+        assert!(i < CELL_WORDS, "a run holds at most {CELL_WORDS} values");
+        // SAFETY: `i < CELL_WORDS`: inside the cell's words.
+        unsafe { words.as_mut_ptr().cast::<u64>().add(i).write(value) };
+    }
+}
+
+#[cfg(any(test, coreactor_loom))]
+impl LaneRecord for Run {
+    fn meta(&self) -> usize {
+        assert!((1..=CELL_WORDS).contains(&self.0.len()), "a run of 1..=6");
+        self.0.len() << COUNT_SHIFT
+    }
+    fn cells(_meta: usize) -> usize {
+        1
+    }
+    fn write(self, first: &mut CellWords, _second: Option<&mut CellWords>) {
+        for (i, v) in self.0.into_iter().enumerate() {
+            Self::write_at(first, i, v);
+        }
+    }
+    unsafe fn read(meta: usize, first: &CellWords, _second: Option<&CellWords>) -> Self {
+        // SAFETY: the caller guarantees `write` wrote `meta >> COUNT_SHIFT` values.
+        unsafe { Self::read_open(first, meta >> COUNT_SHIFT) }
+    }
+    unsafe fn read_open(first: &CellWords, count: usize) -> Self {
+        let words = first.as_ptr().cast::<u64>();
+        // SAFETY: the caller guarantees `count` values were written, each into its word.
+        Run((0..count).map(|i| unsafe { words.add(i).read() }).collect())
+    }
 }
 
 #[cfg(any(test, coreactor_loom))]
@@ -190,30 +312,102 @@ impl<T: LaneRecord> BoundedInject<T> {
     /// (a snapshot: a pop may be freeing them at that moment).
     pub fn push(&self, value: T) -> Result<(), T> {
         let meta = value.meta();
+        debug_assert_eq!(meta & OPEN, 0, "a record's meta word keeps OPEN clear");
         let two = T::cells(meta) == 2;
+        let Some(pos) = self.claim(two) else {
+            return Err(value);
+        };
+        let second = two.then(|| self.cell(pos.wrapping_add(1)));
+        Self::write(self.cell(pos), second, value);
+        self.publish(pos, meta, two);
+        Ok(())
+    }
+
+    /// Pushes an *open* one-cell record, whose words `write` fills, and returns it: this thread
+    /// may add values to it with [`append`](Self::append) until the consumer takes it. Gives
+    /// `write` back, uncalled, if the cell still holds a value not yet taken.
+    ///
+    /// The consumer reads the record with [`LaneRecord::read_open`], which must understand
+    /// what `write` and the appends wrote.
+    pub fn push_open<W: FnOnce(&mut CellWords)>(&self, write: W) -> Result<OpenRecord, W> {
+        let Some(pos) = self.claim(false) else {
+            return Err(write);
+        };
+        self.cell(pos).words.with_mut(|words| {
+            // SAFETY: as in `write`: the claim gave this thread the position, and nobody else
+            // touches its words until the `seq` store publishes them.
+            write(unsafe { &mut *words });
+        });
+        self.publish(pos, open_word(pos, 1), false);
+        Ok(OpenRecord { pos, count: 1 })
+    }
+
+    /// Adds one value to `record`, an open record this thread pushed, unless the consumer has
+    /// taken it: `write` then writes value number `record.count()` (counting from 0) into the
+    /// record's cell, and the count grows by one. Gives `write` back, uncalled, if the record
+    /// was taken (or `record` is full, at [`MAX_OPEN_VALUES`]).
+    ///
+    /// No doorbell is rung and no fence issued: the record was published, with both, by its
+    /// push, and whoever takes it (the shard, or a pusher discarding after shutdown) takes
+    /// what was appended before it sealed the record.
+    pub fn append<W: FnOnce(&mut CellWords, usize)>(
+        &self,
+        record: &mut OpenRecord,
+        write: W,
+    ) -> Result<(), W> {
+        if record.count >= MAX_OPEN_VALUES {
+            return Err(write);
+        }
+        let cell = self.cell(record.pos);
+        let open = open_word(record.pos, record.count);
+        // Relaxed: the word alone decides. If this succeeds the consumer has not sealed the
+        // record (a seal sets SEALED, and a later lap's push a different tag), and it cannot
+        // seal it while WRITING is set: nobody reads the words written below until the commit.
+        if cell
+            .meta
+            .compare_exchange(open, open | WRITING, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(write);
+        }
+        cell.words.with_mut(|words| {
+            // SAFETY: the reservation above keeps the consumer off the record's words until
+            // the commit below, and only the record's pusher (this thread) appends to it.
+            write(unsafe { &mut *words }, record.count);
+        });
+        record.count += 1;
+        // Release: the consumer's Acquire seal, which reads this word or a later one, sees the
+        // value written above.
+        cell.meta
+            .store(open_word(record.pos, record.count), APPEND_COMMIT_ORDERING);
+        Ok(())
+    }
+
+    /// Claims the next position (and the one after it for a two-cell record) with the tail
+    /// CAS; `None` if the cells still hold values not yet taken.
+    #[inline]
+    fn claim(&self, two: bool) -> Option<usize> {
         // Relaxed: the cells' `seq` (Acquire) decide; the tail only picks the candidate.
         let mut pos = self.tail.load(Ordering::Relaxed);
         loop {
             let first = self.cell(pos);
             // Acquire: pairs with the Release store of the pop that freed the cell, so its read
-            // of the old words happens before the writes below.
+            // of the old words happens before the writes of the claimer.
             let lag = first.seq.load(Ordering::Acquire).wrapping_sub(pos) as isize;
             if lag == 0 {
-                let mut second = None;
                 if two {
                     // The second cell must be free for `pos + 1` too. Nobody can claim it
                     // while the tail is `pos`, so what is seen here holds if the CAS succeeds.
                     let next = pos.wrapping_add(1);
-                    let cell = self.cell(next);
-                    let lag = cell.seq.load(Ordering::Acquire).wrapping_sub(next) as isize;
+                    let lag = self.cell(next).seq.load(Ordering::Acquire).wrapping_sub(next)
+                        as isize;
                     if lag < 0 {
-                        return Err(value);
+                        return None;
                     }
                     if lag > 0 {
                         pos = self.tail.load(Ordering::Relaxed);
                         continue;
                     }
-                    second = Some(cell);
                 }
                 let claimed = pos.wrapping_add(if two { 2 } else { 1 });
                 match self.tail.compare_exchange_weak(
@@ -222,31 +416,33 @@ impl<T: LaneRecord> BoundedInject<T> {
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => {
-                        Self::write(first, second, value);
-                        // Relaxed: the Release store of `seq` below publishes it.
-                        first.meta.store(meta, Ordering::Relaxed);
-                        // Release: the consumer's Acquire load of `seq` sees the words.
-                        first.seq.store(pos.wrapping_add(1), PUBLISH_ORDERING);
-                        // Fetch the line of a cell a few pushes ahead for writing now: the
-                        // shard wrote it when it freed it, and a push that finds it there
-                        // waits for the transfer (in its `seq` load, and in the fence that
-                        // follows a push).
-                        crate::sync::prefetch_write(
-                            &raw const *self.cell(claimed.wrapping_add(PREFETCH_AHEAD)),
-                        );
-                        return Ok(());
-                    }
+                    Ok(_) => return Some(pos),
                     Err(current) => pos = current,
                 }
             } else if lag < 0 {
                 // The cell still holds a record of the previous lap: full.
-                return Err(value);
+                return None;
             } else {
                 // Another pusher claimed `pos` already: look at the tail again.
                 pos = self.tail.load(Ordering::Relaxed);
             }
         }
+    }
+
+    /// Publishes the record this thread wrote at its claimed position `pos`, with meta word
+    /// `meta`.
+    #[inline]
+    fn publish(&self, pos: usize, meta: usize, two: bool) {
+        let first = self.cell(pos);
+        // Relaxed: the Release store of `seq` below publishes it.
+        first.meta.store(meta, Ordering::Relaxed);
+        // Release: the consumer's Acquire load of `seq` sees the words.
+        first.seq.store(pos.wrapping_add(1), PUBLISH_ORDERING);
+        // Fetch the line of a cell a few pushes ahead for writing now: the shard wrote it when
+        // it freed it, and a push that finds it there waits for the transfer (in its `seq`
+        // load, and in the fence that follows a push).
+        let claimed = pos.wrapping_add(if two { 2 } else { 1 });
+        crate::sync::prefetch_write(&raw const *self.cell(claimed.wrapping_add(PREFETCH_AHEAD)));
     }
 
     /// Writes `value` into the cell `first` and, for a two-cell record, `second`: the cells of
@@ -280,12 +476,13 @@ impl<T: LaneRecord> BoundedInject<T> {
     pub unsafe fn pop(&self) -> Option<T> {
         let mut out = None;
         // SAFETY: the caller's contract, passed on.
-        unsafe { self.pop_with(|v| out = Some(v)) };
+        unsafe { self.pop_with(|v, _| out = Some(v)) };
         out
     }
 
-    /// Like [`pop`](Self::pop), but hands the oldest value to `f` rather than returning it;
-    /// false (and `f` not called) if the lane is empty. The value goes from its cells to `f`'s
+    /// Like [`pop`](Self::pop), but hands the oldest value to `f` rather than returning it,
+    /// with the number of values its record held (1, or more for an open record that took
+    /// appends); false (and `f` not called) if the lane is empty. The value goes from its cells to `f`'s
     /// argument without the copies an `Option` return costs it (a shard's drain of the lane
     /// moves 96-byte envelopes).
     ///
@@ -293,7 +490,7 @@ impl<T: LaneRecord> BoundedInject<T> {
     ///
     /// As for [`pop`](Self::pop).
     #[inline]
-    pub unsafe fn pop_with(&self, f: impl FnOnce(T)) -> bool {
+    pub unsafe fn pop_with(&self, f: impl FnOnce(T, usize)) -> bool {
         // Relaxed: only the consumer writes the head, and the previous consumer's store
         // happens before this load (the caller's contract).
         let pos = self.head.load(Ordering::Relaxed);
@@ -302,14 +499,26 @@ impl<T: LaneRecord> BoundedInject<T> {
         if first.seq.load(Ordering::Acquire) != pos.wrapping_add(1) {
             return false;
         }
-        // Relaxed: ordered by the Acquire load above; nobody writes it until the cell is freed.
+        // Relaxed: ordered by the Acquire load above; only the record's appends change it
+        // until the cell is freed (`seal`).
         let meta = first.meta.load(Ordering::Relaxed);
-        let second = (T::cells(meta) == 2).then(|| self.cell(pos.wrapping_add(1)));
+        let open = meta & OPEN != 0;
+        let count = if open { Self::seal(first, meta) } else { 1 };
+        let second = (!open && T::cells(meta) == 2).then(|| self.cell(pos.wrapping_add(1)));
         // The head moves past the record before it is read, so a read that panics leaves it
         // taken rather than read again (pushers never look at the head).
         let after = pos.wrapping_add(if second.is_some() { 2 } else { 1 });
         self.head.store(after, Ordering::Relaxed);
-        let value = Self::read(first, second, meta);
+        let value = if open {
+            first.words.with(|words| {
+                // SAFETY: the seal saw the commit of every append it counts (Acquire), the
+                // push wrote the rest before publishing, and no append can add to a sealed
+                // record: `count` values, read once, then freed.
+                unsafe { T::read_open(&*words, count) }
+            })
+        } else {
+            Self::read(first, second, meta)
+        };
         // Release: the pushers of the next lap see the cells empty before they write them.
         let lap = self.mask + 1;
         first.seq.store(pos.wrapping_add(lap), Ordering::Release);
@@ -318,8 +527,33 @@ impl<T: LaneRecord> BoundedInject<T> {
                 .seq
                 .store(pos.wrapping_add(1).wrapping_add(lap), Ordering::Release);
         }
-        f(value);
+        f(value, count);
         true
+    }
+
+    /// Closes the open record in `first` (its word was `word`) to appends and returns how many
+    /// values it holds. An append caught between its reservation and its commit is waited
+    /// for: a few stores, unless its thread was preempted right there.
+    fn seal(first: &Cell, mut word: usize) -> usize {
+        let mut backoff = crate::sync::Backoff::new();
+        loop {
+            if word & WRITING != 0 {
+                backoff.snooze();
+                word = first.meta.load(Ordering::Relaxed);
+                continue;
+            }
+            debug_assert_eq!(word & SEALED, 0, "a record sealed twice");
+            // Acquire: pairs with the Release commit of the last append counted in `word`.
+            match first.meta.compare_exchange_weak(
+                word,
+                word | SEALED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return open_count(word),
+                Err(current) => word = current,
+            }
+        }
     }
 
     /// Reads the record in the cell `first` and, for a two-cell record, `second`: the cells at
@@ -446,7 +680,7 @@ pub(crate) use imp::InjectQueue;
 
 #[cfg(all(test, not(coreactor_loom)))]
 mod tests {
-    use super::{BoundedInject, CELL_WORDS, CellWords, InjectQueue, LaneRecord};
+    use super::{BoundedInject, CELL_WORDS, CellWords, InjectQueue, LaneRecord, OpenRecord, Run};
     use std::sync::Arc;
 
     /// Pops as the queue's consumer.
@@ -459,7 +693,7 @@ mod tests {
     fn pop_with_hands_over_the_oldest_record_once() {
         fn take_with(q: &BoundedInject<u64>, seen: &mut Vec<u64>) -> bool {
             // SAFETY: this test pops from one thread only.
-            unsafe { q.pop_with(|v| seen.push(v)) }
+            unsafe { q.pop_with(|v, _| seen.push(v)) }
         }
         let q = BoundedInject::new(4);
         let mut seen = Vec::new();
@@ -543,6 +777,116 @@ mod tests {
             // SAFETY: `write` stored a pointer from `Arc::into_raw`, read once.
             Counted(unsafe { Arc::from_raw(first.assume_init_ref()[0] as *const ()) })
         }
+        unsafe fn read_open(_first: &CellWords, _count: usize) -> Self {
+            unreachable!("never pushed open")
+        }
+    }
+
+    /// Pushes `first` as an open run.
+    fn push_run(q: &BoundedInject<Run>, first: u64) -> Option<OpenRecord> {
+        q.push_open(|words| Run::write_at(words, 0, first)).ok()
+    }
+
+    /// Appends `value` to `record`; false if it was taken.
+    fn append(q: &BoundedInject<Run>, record: &mut OpenRecord, value: u64) -> bool {
+        q.append(record, |words, i| Run::write_at(words, i, value))
+            .is_ok()
+    }
+
+    #[test]
+    fn open_records_take_appends_until_the_consumer_takes_them() {
+        let q = BoundedInject::<Run>::new(4);
+        let mut record = push_run(&q, 10).unwrap();
+        assert!(append(&q, &mut record, 11));
+        assert!(append(&q, &mut record, 12));
+        assert_eq!(record.count(), 3);
+        q.push(Run(vec![20])).unwrap();
+        let mut seen = Vec::new();
+        // SAFETY: this test's thread is the only consumer.
+        assert!(unsafe { q.pop_with(|v, n| seen.push((v, n))) });
+        assert_eq!(seen, vec![(Run(vec![10, 11, 12]), 3)]);
+        assert!(!append(&q, &mut record, 13), "taken: the record is sealed");
+        assert_eq!(record.count(), 3, "a refused append changes nothing");
+        assert_eq!(take(&q), Some(Run(vec![20])), "a plain record after it");
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn an_append_never_reaches_a_later_lap_of_its_cell() {
+        let q = BoundedInject::<Run>::new(2);
+        let mut stale = push_run(&q, 1).unwrap();
+        assert_eq!(take(&q), Some(Run(vec![1])));
+        q.push(Run(vec![2])).unwrap();
+        // The same cell, one lap later, open again with the same count.
+        let mut fresh = push_run(&q, 3).unwrap();
+        assert_eq!(fresh.count(), stale.count());
+        assert!(!append(&q, &mut stale, 99), "the stale record's tag differs");
+        assert!(append(&q, &mut fresh, 4));
+        assert_eq!(take(&q), Some(Run(vec![2])));
+        assert_eq!(take(&q), Some(Run(vec![3, 4])));
+    }
+
+    #[test]
+    fn a_full_lane_gives_the_open_write_back_uncalled() {
+        let q = BoundedInject::<Run>::new(2);
+        push_run(&q, 1).unwrap();
+        push_run(&q, 2).unwrap();
+        let mut called = false;
+        assert!(
+            q.push_open(|words| {
+                called = true;
+                Run::write_at(words, 0, 3);
+            })
+            .is_err()
+        );
+        assert!(!called);
+    }
+
+    /// A pusher appends while the consumer takes records: every value arrives once, in order.
+    #[test]
+    fn appends_race_the_consumer_without_loss_or_reordering() {
+        const N: u64 = 200_000;
+        let q = Arc::new(BoundedInject::<Run>::new(64));
+        let pusher = {
+            let q = Arc::clone(&q);
+            std::thread::spawn(move || {
+                let mut record: Option<OpenRecord> = None;
+                let mut v = 0;
+                while v < N {
+                    if let Some(r) = record.as_mut()
+                        && r.count() < CELL_WORDS
+                        && append(&q, r, v)
+                    {
+                        v += 1;
+                        continue;
+                    }
+                    record = push_run(&q, v);
+                    if record.is_some() {
+                        v += 1;
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+            })
+        };
+        let mut next = 0;
+        while next < N {
+            // SAFETY: this thread is the only consumer.
+            let took = unsafe {
+                q.pop_with(|run, n| {
+                    assert_eq!(run.0.len(), n);
+                    for v in run.0 {
+                        assert_eq!(v, next, "in order, once");
+                        next += 1;
+                    }
+                })
+            };
+            if !took {
+                std::thread::yield_now();
+            }
+        }
+        pusher.join().unwrap();
+        assert!(q.is_empty());
     }
 
     #[test]

@@ -105,7 +105,7 @@
 //! crossbeam's `SegQueue::pop` happens to issue a SeqCst fence of its own before it decides the
 //! queue is empty, which would stand in for the shard's fence in a real run but not for this one.
 
-use crate::mailbox::inject::{BoundedInject, InjectQueue, LaneRecord};
+use crate::mailbox::inject::{BoundedInject, CellWords, InjectQueue, LaneRecord, OpenRecord};
 use crate::sync::atomic::{AtomicBool, Ordering, fence};
 
 /// Default number of cells of the bounded (outside-thread) lane: 1024 (4 in loom models, whose
@@ -170,6 +170,40 @@ impl<T: LaneRecord> ClosableQueue<T> {
         Ok(())
     }
 
+    /// Pusher on the bounded lane: like [`try_push_bounded`](Self::try_push_bounded) for an
+    /// open record ([`BoundedInject::push_open`]), which this thread may then add values to
+    /// with [`append`](Self::append). Gives `write` back, uncalled, if the lane is full.
+    ///
+    /// # Errors
+    ///
+    /// `write`, when the lane is full.
+    pub fn try_push_bounded_open<W: FnOnce(&mut CellWords)>(
+        &self,
+        write: W,
+        notify: impl FnOnce(),
+        discard: impl FnMut(T),
+    ) -> Result<OpenRecord, W> {
+        let record = self.bounded.push_open(write)?;
+        self.after_push(notify, discard);
+        Ok(record)
+    }
+
+    /// Adds a value to `record`, an open record this thread pushed into the bounded lane,
+    /// unless it was taken (see [`BoundedInject::append`]; no step 2–4 is needed: whoever takes
+    /// the record takes what was appended before).
+    ///
+    /// # Errors
+    ///
+    /// `write`, uncalled, when the record was taken or is full.
+    #[inline]
+    pub fn append<W: FnOnce(&mut CellWords, usize)>(
+        &self,
+        record: &mut OpenRecord,
+        write: W,
+    ) -> Result<(), W> {
+        self.bounded.append(record, write)
+    }
+
     /// Steps 2–4 of a push.
     fn after_push(&self, notify: impl FnOnce(), discard: impl FnMut(T)) {
         // Step 2. Pairs with the fence in `close`: either this push happens before the
@@ -221,18 +255,18 @@ impl<T: LaneRecord> ClosableQueue<T> {
     pub unsafe fn pop(&self) -> Option<T> {
         let mut out = None;
         // SAFETY: the caller's contract, passed on.
-        unsafe { self.pop_with(|v| out = Some(v)) };
+        unsafe { self.pop_with(|v, _| out = Some(v)) };
         out
     }
 
-    /// Consumer: like [`pop`](Self::pop), but hands the value to `f` (see
-    /// [`BoundedInject::pop_with`]); false if both lanes are empty.
+    /// Consumer: like [`pop`](Self::pop), but hands the value to `f` with the number of values
+    /// its record held (see [`BoundedInject::pop_with`]); false if both lanes are empty.
     ///
     /// # Safety
     ///
     /// As for [`pop`](Self::pop).
     #[inline]
-    pub unsafe fn pop_with(&self, f: impl FnMut(T)) -> bool {
+    pub unsafe fn pop_with(&self, f: impl FnMut(T, usize)) -> bool {
         debug_assert!(!self.is_closed(), "a pop after close");
         // SAFETY: the caller's contract: this thread holds the consumer's token.
         unsafe { self.take_any(f) }
@@ -245,10 +279,10 @@ impl<T: LaneRecord> ClosableQueue<T> {
     ///
     /// The caller holds the consumer's token.
     #[inline]
-    unsafe fn take_any(&self, mut f: impl FnMut(T)) -> bool {
+    unsafe fn take_any(&self, mut f: impl FnMut(T, usize)) -> bool {
         // SAFETY: the caller holds the token, so it is the bounded lane's one consumer.
         let took = unsafe { self.bounded.pop_with(&mut f) };
-        took || self.queue.pop().map(f).is_some()
+        took || self.queue.pop().map(|v| f(v, 1)).is_some()
     }
 
     /// Consumer's final drain: closes the queue, hands everything queued to `discard`, and
@@ -309,7 +343,7 @@ impl<T: LaneRecord> ClosableQueue<T> {
     /// The caller holds the consumer's token.
     unsafe fn discard_queued(&self, discard: &mut impl FnMut(T)) {
         // SAFETY: the caller holds the token.
-        while unsafe { self.take_any(&mut *discard) } {}
+        while unsafe { self.take_any(|v, _| discard(v)) } {}
     }
 }
 

@@ -24,6 +24,14 @@ pub(crate) enum EnvelopeKind {
 /// Hands each message of a batch envelope to the callback in an envelope of its own.
 pub(crate) type SplitFn = fn(Envelope, &mut dyn FnMut(Envelope));
 
+/// Reads the `count` messages (`count >= 1`) of an outside thread's open lane record out of
+/// its cell (see "Open records" below): an envelope of the one message, or of a batch of them.
+///
+/// # Safety
+/// The cell holds an open record of this vtable's message type with `count` messages, written
+/// by [`write_open_header`] and [`open_message`] writes; each is read once.
+pub(crate) type GatherFn = unsafe fn(&CellWords, usize) -> Envelope;
+
 /// Per-type constant description of an envelope.
 pub(crate) struct EnvelopeVTable {
     /// Delivers the envelope on its destination shard (the owner thread).
@@ -39,6 +47,9 @@ pub(crate) struct EnvelopeVTable {
     /// delivered as a whole (dead letters, forwarding), a batch is split first, so that every
     /// message is accounted for.
     pub(crate) split: Option<SplitFn>,
+    /// Reads an open lane record of this vtable (`Some` only for the user vtables of message
+    /// types that outside threads send in open records, see [`GatherFn`]).
+    pub(crate) gather: Option<GatherFn>,
     /// What the envelope carries.
     pub(crate) kind: EnvelopeKind,
     /// The payload's type name, for dead-letter reports.
@@ -153,6 +164,16 @@ impl LaneRecord for Envelope {
     }
 
     #[inline]
+    unsafe fn read_open(first: &CellWords, count: usize) -> Self {
+        // SAFETY: an open record starts with the vtable's address (`write_open_header`), of a
+        // `&'static EnvelopeVTable` whose `gather` reads this record's message type.
+        let vt = unsafe { &*(first.as_ptr().cast::<u64>().read() as usize as *const EnvelopeVTable) };
+        let gather = vt.gather.expect("an open record's vtable gathers");
+        // SAFETY: the caller's contract is `GatherFn`'s.
+        unsafe { gather(first, count) }
+    }
+
+    #[inline]
     unsafe fn read(meta: usize, first: &CellWords, second: Option<&CellWords>) -> Self {
         let first = first.as_ptr().cast::<u64>();
         let mut storage: Storage = std::mem::MaybeUninit::uninit();
@@ -192,6 +213,63 @@ impl LaneRecord for Envelope {
     }
 }
 
+// ----- Open records -----------------------------------------------------------------------
+//
+// A thread outside the runtime may push a user message as an *open* one-cell lane record, to
+// which its next messages to the same actor are appended while the shard has not taken it
+// (`mailbox::inject`, `shard::outside`). Its words: `[vtable, slot | generation << 32,
+// message 0, message 1, ...]`, the messages `size_of::<M>()` bytes apart from word 2. No stamp
+// word: an outside send is stamped on arrival ([`STAMP_ON_ARRIVAL`]).
+
+/// Words of an open record before its messages: the vtable and the destination.
+const OPEN_HEADER_WORDS: usize = 2;
+/// Bytes an open record holds its messages in.
+pub(crate) const OPEN_PAYLOAD_BYTES: usize = (CELL_WORDS - OPEN_HEADER_WORDS) * 8;
+
+/// Writes an open record's header: its vtable and its destination.
+#[inline]
+pub(crate) fn write_open_header(
+    words: &mut CellWords,
+    vt: &'static EnvelopeVTable,
+    slot: u32,
+    generation: u32,
+) {
+    let words = words.as_mut_ptr().cast::<u64>();
+    // SAFETY: the first two of a cell's words.
+    unsafe {
+        words.write(std::ptr::from_ref(vt) as u64);
+        words
+            .add(1)
+            .write(u64::from(slot) | (u64::from(generation) << 32));
+    }
+}
+
+/// The destination `(slot, generation)` of an open record.
+#[inline]
+pub(crate) fn open_destination(words: &CellWords) -> (u32, u32) {
+    // SAFETY: word 1 of a cell, written by `write_open_header`.
+    let dest = unsafe { words.as_ptr().cast::<u64>().add(1).read() };
+    (dest as u32, (dest >> 32) as u32)
+}
+
+/// Where message `i` of an open record of `M`s lives.
+///
+/// # Safety
+/// `(i + 1) * size_of::<M>() <= OPEN_PAYLOAD_BYTES` and `align_of::<M>() <= 8`: the place is
+/// inside the cell and aligned.
+#[inline]
+pub(crate) unsafe fn open_message<M>(words: *const CellWords, i: usize) -> *mut M {
+    debug_assert!((i + 1) * std::mem::size_of::<M>() <= OPEN_PAYLOAD_BYTES);
+    debug_assert!(std::mem::align_of::<M>() <= 8);
+    words
+        .cast::<u64>()
+        .cast_mut()
+        .wrapping_add(OPEN_HEADER_WORDS)
+        .cast::<u8>()
+        .wrapping_add(i * std::mem::size_of::<M>())
+        .cast::<M>()
+}
+
 /// A closure run on the destination shard (spawns, timer arming, ...).
 pub(crate) trait ShardTask: Send + 'static {
     fn run(self, shard: &ShardLocal);
@@ -210,6 +288,7 @@ impl<F: ShardTask> TaskVt<F> {
         deliver: Self::deliver,
         push_in_run: None,
         split: None,
+        gather: None,
         kind: EnvelopeKind::Task,
         type_name: std::any::type_name::<F>,
     };

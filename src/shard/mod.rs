@@ -20,6 +20,7 @@ pub(crate) mod envelope;
 #[cfg(not(coreactor_loom))]
 pub(crate) mod io;
 mod local;
+pub(crate) mod outside;
 pub(crate) mod poller;
 pub(crate) mod table;
 pub(crate) mod topology;
@@ -54,6 +55,14 @@ pub(crate) fn new_waker() -> std::io::Result<Waker> {
     return wakefd::WakeFd::new();
     #[cfg(coreactor_loom)]
     return Ok(wakefd::LoomWake::new());
+}
+
+/// A fresh injection-lane id: never 0, never given twice in the process.
+fn next_lane_id() -> u64 {
+    /// The last id given. A statistics-grade atomic: only its uniqueness matters, which
+    /// `fetch_add` gives at any ordering.
+    static LAST_LANE_ID: crate::sync::StatU64 = crate::sync::StatU64::new(0);
+    LAST_LANE_ID.fetch_add(1, Ordering::Relaxed) + 1
 }
 
 /// The runtime is accepting work.
@@ -169,6 +178,9 @@ pub(crate) struct ShardShared {
     /// thread that would wait is the one that runs the shard, so every pusher takes the
     /// unbounded lane.
     bounded_outside: bool,
+    /// This shard's injection lane's id, unique in the process (`outside` names the lane an
+    /// open record is in by it).
+    lane_id: u64,
     pub(crate) table: SlotTable,
     pub(crate) mailbox_capacity: u32,
     /// Written by the owner on every message: on lines of their own, so that senders of other
@@ -200,6 +212,7 @@ impl ShardShared {
             rt,
             doorbell: Doorbell::new(waker),
             inject: outside_lane.map_or_else(ClosableQueue::new, ClosableQueue::with_capacity),
+            lane_id: next_lane_id(),
             bounded_outside: outside_lane.is_some(),
             table: SlotTable::new(max_actors),
             mailbox_capacity: u32::try_from(mailbox_capacity).unwrap_or(u32::MAX),
@@ -273,8 +286,44 @@ impl ShardShared {
             self.push_unbounded(env);
             return Ok(());
         }
+        // Whatever this thread pushed open before may no longer take appends: they would
+        // overtake this envelope.
+        outside::forget();
         let result = self.inject.try_push_bounded(
             env,
+            || self.notify_inject_polled(),
+            |env| self.discard_shutdown(env),
+        );
+        if result.is_err() {
+            ShardCounters::bump_shared(&self.counters.inject_full);
+        }
+        result
+    }
+
+    /// True if outside threads push into the bounded lane, where they may push open records
+    /// ([`outside`]).
+    #[inline]
+    pub(crate) fn takes_open_records(&self) -> bool {
+        self.bounded_outside
+    }
+
+    /// This shard's injection lane's id (see [`outside`]).
+    #[inline]
+    pub(crate) fn lane_id(&self) -> u64 {
+        self.lane_id
+    }
+
+    /// An outside thread's push of an open record into the bounded lane (see [`outside`]);
+    /// gives `write` back, uncalled, if the lane is full. Only when
+    /// [`takes_open_records`](Self::takes_open_records).
+    #[inline]
+    pub(crate) fn try_inject_outside_open<W: FnOnce(&mut crate::mailbox::inject::CellWords)>(
+        &self,
+        write: W,
+    ) -> Result<crate::mailbox::inject::OpenRecord, W> {
+        debug_assert!(self.bounded_outside);
+        let result = self.inject.try_push_bounded_open(
+            write,
             || self.notify_inject_polled(),
             |env| self.discard_shutdown(env),
         );

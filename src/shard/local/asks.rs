@@ -153,6 +153,7 @@ pub(crate) static REPLY_VT: EnvelopeVTable = EnvelopeVTable {
     deliver: |shard, env| shard.deliver_reply(env),
     push_in_run: None,
     split: None,
+    gather: None,
     kind: EnvelopeKind::Reply,
     type_name: || "ask reply",
 };

@@ -885,11 +885,15 @@ impl ShardLocal {
                 // SAFETY: this is the shard's thread, the queue's consumer, and the queue is
                 // open (checked above; only this thread closes it).
                 let took = unsafe {
-                    self.shared.inject.pop_with(|mut env| {
+                    self.shared.inject.pop_with(|mut env, messages| {
                         if env.stamp == crate::shard::STAMP_ON_ARRIVAL {
                             env.stamp = since;
                         }
-                        self.shared.counters.bump_injected();
+                        let counters = &self.shared.counters;
+                        ShardCounters::add(&counters.injected, messages as u64);
+                        if messages > 1 {
+                            ShardCounters::add(&counters.appended, messages as u64 - 1);
+                        }
                         self.accept(env, &mut run);
                     })
                 };

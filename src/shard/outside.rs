@@ -1,0 +1,170 @@
+//! Open records: how a thread outside the runtime that floods one actor shares lane lines.
+//!
+//! An outside send takes one 64-byte cell of the shard's bounded injection lane
+//! (`mailbox::inject`). A thread that sends faster than the shard takes its messages, one
+//! actor's flood of small messages, then moves one line between the cores per message, where a
+//! channel of 8-byte slots moves one per eight (`docs/benchmarks.md`, session 15). So a small
+//! message (at most 16 bytes, or zero-sized: `Vt::APPENDABLE`) may be pushed as an *open*
+//! record, to which the same thread's next messages to the same actor are appended, in order,
+//! for as long as the shard has not taken it: two 16-byte messages share a line, four `u64`s,
+//! up to 65 535 zero-sized ones. The shard takes the record as one envelope of a batch
+//! (`mailbox::batch`).
+//!
+//! It batches exactly when batching pays: the shard seals a record when it takes it, so an
+//! append succeeds only if the shard is behind. When it keeps up, an append fails, and both
+//! sides would pay for nothing: the failed compare-and-swap moves the record's line back to the
+//! sender, and the shard's seal is a read-modify-write on every open record. So each thread
+//! keeps a small [`Probe`] state: after an append failed, its next sends take plain records
+//! for a while (1, 2, 4, ... up to [`MAX_SKIP`] sends) before it opens one again; a successful
+//! append makes it open every record again. A thread that never finds the shard behind pays one
+//! failed append and one seal per `MAX_SKIP + 1` messages.
+//!
+//! Order: a thread's messages to an actor stay in order because a thread appends only to the
+//! record it pushed *last*, into any lane: every other push from the thread forgets it
+//! ([`forget`], called by every bounded-lane push of an outside thread).
+//!
+//! The record remembered is named by the lane's id, not its address: an address may be reused
+//! by a later runtime's lane after this one is freed, an id never is.
+
+use super::EnvelopeVTable;
+use crate::mailbox::inject::OpenRecord;
+use std::cell::Cell;
+
+/// The most plain records a thread pushes between two open ones while appends keep failing.
+pub(crate) const MAX_SKIP: u8 = 64;
+
+/// The open record this thread pushed last, if it is the last record it pushed.
+#[derive(Clone, Copy)]
+pub(crate) struct Last {
+    /// The id of the lane ([`ShardShared::lane_id`](super::ShardShared)).
+    lane: u64,
+    slot: u32,
+    generation: u32,
+    /// The user vtable of the actor type: with slot and generation, names the actor and so
+    /// the message type of the record.
+    vt: *const EnvelopeVTable,
+    /// The record, as this thread last saw it.
+    pub(crate) record: OpenRecord,
+}
+
+/// When this thread opens its next record.
+#[derive(Clone, Copy)]
+struct Probe {
+    /// Plain records to push before the next open one.
+    skip: u8,
+    /// The `skip` to take after the next failed append.
+    backoff: u8,
+}
+
+crate::sync::thread_local_cell! {
+    static LAST: Option<Last> = None;
+}
+
+crate::sync::thread_local_cell! {
+    static PROBE: Probe = Probe { skip: 0, backoff: 0 };
+}
+
+/// Takes the record this thread pushed last if it is open and for the actor `(slot,
+/// generation)` of vtable `vt` on lane `lane`: the caller may append to it, then hands it back
+/// with [`joined`]. Either way the thread forgets it (the caller pushes something next).
+#[inline]
+pub(crate) fn joinable(
+    lane: u64,
+    slot: u32,
+    generation: u32,
+    vt: &'static EnvelopeVTable,
+) -> Option<Last> {
+    LAST.with(Cell::take).filter(|last| {
+        last.lane == lane
+            && last.slot == slot
+            && last.generation == generation
+            && std::ptr::eq(last.vt, vt)
+    })
+}
+
+/// An append to `last` succeeded: remember it (unless it is full, at `capacity` messages) and
+/// open every record again.
+#[inline]
+pub(crate) fn joined(last: Last, capacity: usize) {
+    if last.record.count() < capacity {
+        LAST.with(|l| l.set(Some(last)));
+    }
+    PROBE.with(|p| p.set(Probe { skip: 0, backoff: 0 }));
+}
+
+/// An append failed (the shard had taken the record): push plain records for a while.
+#[inline]
+pub(crate) fn refused() {
+    PROBE.with(|p| {
+        let backoff = p.get().backoff;
+        p.set(Probe {
+            skip: backoff,
+            backoff: backoff.saturating_mul(2).clamp(1, MAX_SKIP),
+        });
+    });
+}
+
+/// Whether this thread's next record should be open; counts a plain one otherwise.
+#[inline]
+pub(crate) fn should_open() -> bool {
+    PROBE.with(|p| {
+        let probe = p.get();
+        if probe.skip == 0 {
+            return true;
+        }
+        p.set(Probe {
+            skip: probe.skip - 1,
+            ..probe
+        });
+        false
+    })
+}
+
+/// This thread pushed `record`, open, for the actor `(slot, generation)` of vtable `vt` on lane
+/// `lane`: its next message to that actor may join it.
+#[inline]
+pub(crate) fn opened(
+    lane: u64,
+    slot: u32,
+    generation: u32,
+    vt: &'static EnvelopeVTable,
+    record: OpenRecord,
+) {
+    LAST.with(|l| {
+        l.set(Some(Last {
+            lane,
+            slot,
+            generation,
+            vt,
+            record,
+        }));
+    });
+}
+
+/// This thread pushes another record: the last one may no longer be appended to.
+#[inline]
+pub(crate) fn forget() {
+    LAST.with(|l| l.set(None));
+}
+
+#[cfg(all(test, not(coreactor_loom)))]
+mod tests {
+    use super::{MAX_SKIP, refused, should_open};
+
+    /// After failed appends, a thread opens records ever more rarely, up to one in
+    /// `MAX_SKIP + 1`; a success (`joined`) would reset it.
+    #[test]
+    fn failed_appends_back_off_to_one_probe_in_max_skip_plus_one() {
+        let mut opened_at = Vec::new();
+        for send in 0..400 {
+            if should_open() {
+                opened_at.push(send);
+                // Every probe fails: the shard keeps up.
+                refused();
+            }
+        }
+        let gaps: Vec<_> = opened_at.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(&gaps[..8], &[1, 2, 3, 5, 9, 17, 33, 65]);
+        assert!(gaps[8..].iter().all(|&g| g == usize::from(MAX_SKIP) + 1));
+    }
+}
