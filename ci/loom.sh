@@ -20,7 +20,7 @@ echo "loom models passed in $(( $(date +%s) - start )) s"
 
 echo "== loom models with injected bugs: each must be caught"
 start=$(date +%s)
-CARGO_TARGET_DIR="${CARGO_TARGET_DIR}-bug" RUSTFLAGS='--cfg coreactor_loom --cfg coreactor_loom_bug="ring" --cfg coreactor_loom_bug="doorbell" --cfg coreactor_loom_bug="polled" --cfg coreactor_loom_bug="inject" --cfg coreactor_loom_bug="inject_bounded" -C debug-assertions' \
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR}-bug" RUSTFLAGS='--cfg coreactor_loom --cfg coreactor_loom_bug="ring" --cfg coreactor_loom_bug="doorbell" --cfg coreactor_loom_bug="polled" --cfg coreactor_loom_bug="inject" --cfg coreactor_loom_bug="inject_bounded" --cfg coreactor_loom_bug="inject_append" -C debug-assertions' \
     cargo test --release "${models[@]}" -- --test-threads=2
 echo "injected bugs caught in $(( $(date +%s) - start )) s"
 

@@ -19,7 +19,11 @@
 //! and the consumer's role handed from one thread to another with a Release/Acquire flag, as
 //! the token does (the head is read and written `Relaxed`); (c) the deliberately broken push
 //! whose `seq` store is `Relaxed` (`--cfg coreactor_loom_bug="inject_bounded"`): loom must
-//! report the unsynchronised read of the slot.
+//! report the unsynchronised read of the slot; (d) open records: a pusher appends to the record
+//! it pushed while the consumer takes it, so each append lands before the consumer's seal or is
+//! refused, and a refused value is pushed again: every value once, in order; (e) the append
+//! whose commit is `Relaxed` (`--cfg coreactor_loom_bug="inject_append"`): loom must report the
+//! unsynchronised read of the appended value.
 //!
 //! ```text
 //! RUSTFLAGS="--cfg coreactor_loom" LOOM_MAX_PREEMPTIONS=2 \
@@ -29,7 +33,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use coreactor::__loom::BoundedInject;
+use coreactor::__loom::{BoundedInject, Run};
 use loom::thread;
 
 /// Pushes into a full queue, over every execution of a model (std atomics: bookkeeping of the
@@ -186,5 +190,109 @@ fn relaxed_publish_is_caught() {
             thread::yield_now();
         }
         pusher.join().unwrap();
+    });
+}
+
+/// Pushes `values` as open runs, appending each to the run pushed last while the consumer has
+/// not taken it; yields while the lane is full.
+#[cfg(not(any(
+    coreactor_loom_bug = "inject_bounded",
+    coreactor_loom_bug = "inject_append"
+)))]
+fn push_appending(queue: &BoundedInject<Run>, values: &[u64]) {
+    let mut last: Option<coreactor::__loom::OpenRecord> = None;
+    for &v in values {
+        if let Some(record) = last.as_mut()
+            && queue
+                .append(record, |words, i| Run::write_at(words, i, v))
+                .is_ok()
+        {
+            continue;
+        }
+        loop {
+            match queue.push_open(|words| Run::write_at(words, 0, v)) {
+                Ok(record) => {
+                    last = Some(record);
+                    break;
+                }
+                Err(_) => thread::yield_now(),
+            }
+        }
+    }
+}
+
+/// Takes runs until `n` values came, flattened in order.
+#[cfg(not(any(
+    coreactor_loom_bug = "inject_bounded",
+    coreactor_loom_bug = "inject_append"
+)))]
+fn take_runs(queue: &BoundedInject<Run>, n: usize) -> Vec<u64> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        // SAFETY: this model's one consumer.
+        let took = unsafe {
+            queue.pop_with(|run, count| {
+                assert_eq!(run.0.len(), count, "a record's count is what it holds");
+                got.extend(run.0);
+            })
+        };
+        if !took {
+            thread::yield_now();
+        }
+    }
+    got
+}
+
+/// (d) One pusher appends to its open records while the consumer takes them: each append lands
+/// before the seal (and is taken with its record) or is refused (and the value goes into a new
+/// record). Every value once, in order; nothing left.
+#[test]
+#[cfg(not(any(
+    coreactor_loom_bug = "inject_bounded",
+    coreactor_loom_bug = "inject_append"
+)))]
+fn appends_race_the_seal() {
+    loom::model(|| {
+        let queue = Arc::new(BoundedInject::new(2));
+        let q = Arc::clone(&queue);
+        let pusher = thread::spawn(move || push_appending(&q, &[1, 2, 3]));
+        let got = take_runs(&queue, 3);
+        pusher.join().unwrap();
+        assert_eq!(got, [1, 2, 3]);
+        // SAFETY: the consumer, as above.
+        assert!(unsafe { queue.pop() }.is_none(), "a value was left");
+    });
+}
+
+/// (e) With the append's commit `Relaxed`, the consumer's seal may count an appended value
+/// whose write it does not see: loom reports the causality violation. The consumer takes one
+/// record, and only after its push (a Release/Acquire flag), so that a bug in the push's own
+/// publication (model (c), in the same build) cannot be what loom finds.
+#[test]
+#[cfg(coreactor_loom_bug = "inject_append")]
+#[should_panic(expected = "Causality violation")]
+fn relaxed_append_commit_is_caught() {
+    loom::model(|| {
+        let queue = Arc::new(BoundedInject::<Run>::new(2));
+        let pushed = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        let (q, p) = (Arc::clone(&queue), Arc::clone(&pushed));
+        let pusher = thread::spawn(move || {
+            let mut record = q
+                .push_open(|words| Run::write_at(words, 0, 1))
+                .unwrap_or_else(|_| unreachable!("an empty lane"));
+            p.store(true, Ordering::Release);
+            // Refused if the consumer took the record first: then nothing was appended.
+            let _ = q.append(&mut record, |words, i| Run::write_at(words, i, 2));
+        });
+        while !pushed.load(Ordering::Acquire) {
+            thread::yield_now();
+        }
+        let mut got = Vec::new();
+        // SAFETY: this model's one consumer.
+        while !unsafe { queue.pop_with(|run, _| got = run.0) } {
+            thread::yield_now();
+        }
+        pusher.join().unwrap();
+        assert_eq!(got[0], 1);
     });
 }

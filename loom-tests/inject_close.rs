@@ -20,7 +20,10 @@
 //! threads): the pushers' discards take the consumer's token (`close.rs`, "One consumer"),
 //! which the shard hands back at the end of its final drain; (f) the token handed back without
 //! the holder's last look (`--cfg coreactor_loom_bug="inject_token"`): loom must find a run
-//! that leaves a value queued.
+//! that leaves a value queued; (g) an outside pusher that appends to its open records on the
+//! bounded lane (`BoundedInject::append`, which skips the handshake's steps) while the shard
+//! drains and closes: an append lands before a seal, and whoever sealed the record consumes or
+//! discards it, or is refused, and the value is pushed again, through the handshake.
 //!
 //! ```text
 //! RUSTFLAGS="--cfg coreactor_loom" LOOM_MAX_PREEMPTIONS=2 \
@@ -225,5 +228,65 @@ fn skipped_ring_loses_nothing() {
         producer.join().expect("producer panicked");
         got.sort_unstable();
         assert_eq!(got, vec![0, 1]);
+    });
+}
+
+/// (g) One outside thread sends three values, appending each to the open record it pushed last
+/// while nobody has taken it, and pushing a new open record otherwise, while the shard drains
+/// and closes the queue (two cells). Every value is consumed or discarded exactly once, in
+/// order among the consumed, and nothing is left queued.
+#[test]
+#[cfg(not(any(
+    coreactor_loom_bug = "inject",
+    coreactor_loom_bug = "inject_bounded",
+    coreactor_loom_bug = "inject_token",
+    coreactor_loom_bug = "inject_append"
+)))]
+fn appending_pusher_against_the_final_drain() {
+    loom::model(|| {
+        use coreactor::__loom::Run;
+        let queue = Arc::new(ClosableQueue::<Run>::with_capacity(2));
+        let q = Arc::clone(&queue);
+        let pusher = thread::spawn(move || {
+            let mut discarded = Vec::new();
+            let mut last = None;
+            for v in [1u64, 2, 3] {
+                if let Some(record) = last.as_mut()
+                    && q.append(record, |words, i| Run::write_at(words, i, v))
+                        .is_ok()
+                {
+                    continue;
+                }
+                loop {
+                    match q.try_push_bounded_open(
+                        |words| Run::write_at(words, 0, v),
+                        || {},
+                        |run: Run| discarded.extend(run.0),
+                    ) {
+                        Ok(record) => {
+                            last = Some(record);
+                            break;
+                        }
+                        Err(_) => thread::yield_now(),
+                    }
+                }
+            }
+            discarded
+        });
+        let mut consumed = Vec::new();
+        // SAFETY: this thread is the queue's consumer: it pops, then closes once.
+        while let Some(run) = unsafe { queue.pop() } {
+            consumed.extend(run.0);
+        }
+        let mut discarded = Vec::new();
+        // SAFETY: as above.
+        unsafe { queue.close(|run| discarded.extend(run.0)) };
+        discarded.extend(pusher.join().expect("pusher panicked"));
+        assert!(queue.is_empty(), "a value was left in the queue");
+        assert!(consumed.is_sorted(), "consumed out of order: {consumed:?}");
+        let mut seen = consumed;
+        seen.extend(discarded);
+        seen.sort_unstable();
+        assert_eq!(seen, [1, 2, 3], "each value consumed or discarded exactly once");
     });
 }

@@ -36,7 +36,7 @@ pub use stats::{ActorStats, ShardStats};
 #[doc(hidden)]
 pub mod __loom {
     pub use crate::actor::slot::{Poll as SlotPoll, ReplySlot};
-    pub use crate::mailbox::inject::BoundedInject;
+    pub use crate::mailbox::inject::{BoundedInject, OpenRecord, Run};
     pub use crate::mailbox::ring::{Consumer, Producer, ring};
     pub use crate::shard::close::ClosableQueue;
     pub use crate::shard::doorbell::{Doorbell, INJECT, SLEEPING, Wake, peer_bit};
