@@ -1,0 +1,292 @@
+//! A thread outside the runtime that sends small messages to one actor faster than its shard
+//! takes them appends them to the injection-lane record it pushed just before (`shard::outside`):
+//! several share one lane cell. They still behave as one message at a time: each arrives once
+//! and in its sender's order, each payload is dropped once, and each one that cannot be
+//! delivered (its actor stopped, the runtime shut down) is refused to its sender or reported as
+//! a dead letter, never lost.
+//!
+//! The sink's shard is held at a gate while the flood is sent, so that it takes no record and
+//! every append lands: the counts below do not depend on timing.
+
+// Tests are not the runtime: std's atomics, locks and threads are fine here.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+
+mod common;
+
+use common::{Gate, SHARD_COUNTS, join, wait_until};
+use coreactor::{Actor, Addr, Context, Runtime, SendError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// 16 bytes: two share an open record. The token's strong count tells whether every message
+/// was dropped exactly once.
+struct Item {
+    /// `producer << 32 | sequence number`.
+    tag: u64,
+    _token: Arc<()>,
+}
+
+const _: () = assert!(std::mem::size_of::<Item>() == 16);
+
+/// What the sink saw, read from outside.
+#[derive(Default)]
+struct Seen {
+    handled: AtomicU64,
+    out_of_order: AtomicU64,
+}
+
+impl Seen {
+    fn handled(&self) -> u64 {
+        self.handled.load(Ordering::Relaxed)
+    }
+}
+
+/// Checks each producer's order; stops itself after `stop_after` items, if set; holds its shard
+/// at `gate` on the first item, if set.
+struct Sink {
+    next: Vec<u64>,
+    stop_after: Option<u64>,
+    gate: Option<Arc<Gate>>,
+    seen: Arc<Seen>,
+}
+
+impl Sink {
+    fn new(producers: usize, stop_after: Option<u64>, gate: &Arc<Gate>, seen: &Arc<Seen>) -> Self {
+        Sink {
+            next: vec![0; producers],
+            stop_after,
+            gate: Some(Arc::clone(gate)),
+            seen: Arc::clone(seen),
+        }
+    }
+}
+
+impl Actor for Sink {
+    type Msg = Item;
+    fn handle(&mut self, item: Item, ctx: &mut Context<'_, Self>) {
+        if let Some(gate) = self.gate.take() {
+            gate.pass();
+        }
+        let (producer, seq) = ((item.tag >> 32) as usize, item.tag & u64::from(u32::MAX));
+        if seq != self.next[producer] {
+            self.seen.out_of_order.fetch_add(1, Ordering::Relaxed);
+        }
+        self.next[producer] = seq + 1;
+        let handled = self.seen.handled.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.stop_after == Some(handled) {
+            ctx.stop();
+        }
+    }
+}
+
+/// A runtime of `shards` shards whose mailboxes hold `n` messages, counting dead letters in
+/// `dead`.
+fn runtime(shards: usize, n: u64, dead: &Arc<AtomicU64>) -> Runtime {
+    let dead = Arc::clone(dead);
+    Runtime::builder()
+        .shards(shards)
+        .mailbox_capacity(n as usize + 64)
+        .on_dead_letter(move |_| {
+            dead.fetch_add(1, Ordering::Relaxed);
+        })
+        .build()
+        .expect("runtime")
+}
+
+/// Sends items `from..to` of `producer`; returns how many `tell` refused.
+fn send(sink: &Addr<Sink>, producer: u64, from: u64, to: u64, token: &Arc<()>) -> u64 {
+    let mut refused = 0;
+    for seq in from..to {
+        let item = Item {
+            tag: producer << 32 | seq,
+            _token: Arc::clone(token),
+        };
+        match sink.tell(item) {
+            Ok(()) => {}
+            Err(SendError::Closed(_)) => refused += 1,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    refused
+}
+
+/// Sends item 0, which the sink's shard takes and holds at the gate, so that the rest of a
+/// flood waits in the lane.
+fn hold_the_sink(sink: &Addr<Sink>, gate: &Gate, token: &Arc<()>) {
+    assert_eq!(send(sink, 0, 0, 1, token), 0);
+    gate.wait_entered(1);
+}
+
+fn assert_no_payload_left(token: &Arc<()>, shards: usize) {
+    assert_eq!(
+        Arc::strong_count(token),
+        1,
+        "{shards} shards: a payload leaked"
+    );
+}
+
+#[test]
+fn an_outside_flood_shares_cells_and_arrives_whole_and_in_order() {
+    for shards in SHARD_COUNTS {
+        let n = 1_001;
+        let (token, dead, seen) = (Arc::new(()), Arc::new(AtomicU64::new(0)), Arc::default());
+        let rt = runtime(shards, n, &dead);
+        let gate = Gate::new();
+        let _open = gate.open_on_drop();
+        let sink = rt
+            .spawn_on(shards - 1, Sink::new(1, None, &gate, &seen))
+            .expect("spawn");
+        hold_the_sink(&sink, &gate, &token);
+        let before = rt.shard_stats()[shards - 1].clone();
+        // Item 1 finds item 0's record taken and opens a new one; each later odd item opens
+        // one more, which the next even item joins (two 16-byte items per record).
+        assert_eq!(send(&sink, 0, 1, n, &token), 0);
+        gate.open();
+        wait_until("the sink handled the flood", || seen.handled() == n);
+        assert_eq!(seen.out_of_order.load(Ordering::Relaxed), 0, "{shards} shards");
+        let after = &rt.shard_stats()[shards - 1];
+        assert_eq!(after.injected - before.injected, n - 1, "{shards} shards");
+        assert_eq!(after.appended - before.appended, (n - 1) / 2, "{shards} shards");
+        rt.shutdown().expect("shutdown");
+        assert_eq!(dead.load(Ordering::Relaxed), 0, "{shards} shards");
+        drop(sink);
+        assert_no_payload_left(&token, shards);
+    }
+}
+
+/// Zero-sized messages: a whole flood joins one record.
+#[test]
+fn zero_sized_messages_share_one_record() {
+    struct Count(Arc<AtomicU64>, Option<Arc<Gate>>);
+    impl Actor for Count {
+        type Msg = ();
+        fn handle(&mut self, (): (), _ctx: &mut Context<'_, Self>) {
+            if let Some(gate) = self.1.take() {
+                gate.pass();
+            }
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    for shards in SHARD_COUNTS {
+        let n = 5_000;
+        let dead = Arc::new(AtomicU64::new(0));
+        let rt = runtime(shards, n, &dead);
+        let (handled, gate) = (Arc::new(AtomicU64::new(0)), Gate::new());
+        let _open = gate.open_on_drop();
+        let sink = rt
+            .spawn_on(0, Count(Arc::clone(&handled), Some(Arc::clone(&gate))))
+            .expect("spawn");
+        sink.tell(()).expect("tell");
+        gate.wait_entered(1);
+        let before = rt.shard_stats()[0].clone();
+        for _ in 1..n {
+            sink.tell(()).expect("tell");
+        }
+        gate.open();
+        wait_until("all handled", || handled.load(Ordering::Relaxed) == n);
+        let after = &rt.shard_stats()[0];
+        // Item 1 opens a record (item 0's was taken); the other n - 2 join it.
+        assert_eq!(
+            (
+                after.injected - before.injected,
+                after.appended - before.appended
+            ),
+            (n - 1, n - 2),
+            "{shards} shards"
+        );
+        rt.shutdown().expect("shutdown");
+        assert_eq!(dead.load(Ordering::Relaxed), 0, "{shards} shards");
+    }
+}
+
+/// Two threads flood one actor: each one's items stay in its order, none is lost.
+#[test]
+fn two_outside_producers_keep_their_own_order() {
+    for shards in SHARD_COUNTS {
+        let per = 20_000;
+        let (token, dead, seen) = (Arc::new(()), Arc::new(AtomicU64::new(0)), Arc::default());
+        let rt = runtime(shards, 2 * per, &dead);
+        let gate = Gate::new();
+        gate.open();
+        let sink = rt
+            .spawn_on(0, Sink::new(2, None, &gate, &seen))
+            .expect("spawn");
+        let producers: Vec<_> = (0..2)
+            .map(|p| {
+                let (sink, token) = (sink.clone(), Arc::clone(&token));
+                std::thread::spawn(move || send(&sink, p, 0, per, &token))
+            })
+            .collect();
+        for p in producers {
+            assert_eq!(join("producer", p), 0, "{shards} shards");
+        }
+        wait_until("the sink handled both floods", || seen.handled() == 2 * per);
+        assert_eq!(seen.out_of_order.load(Ordering::Relaxed), 0, "{shards} shards");
+        // Both floods and the spawn's install task, all sent from outside.
+        assert_eq!(rt.shard_stats()[0].injected, 2 * per + 1, "{shards} shards");
+        rt.shutdown().expect("shutdown");
+        drop(sink);
+        assert_no_payload_left(&token, shards);
+    }
+}
+
+/// The sink stops after a few items while the rest wait in shared records: each of them
+/// becomes a dead letter, one by one.
+#[test]
+fn items_in_shared_records_for_a_stopped_actor_are_each_dead_letters() {
+    for shards in SHARD_COUNTS {
+        let (n, stop_after) = (1_001, 10);
+        let (token, dead, seen) = (Arc::new(()), Arc::new(AtomicU64::new(0)), Arc::default());
+        let rt = runtime(shards, n, &dead);
+        let gate = Gate::new();
+        let _open = gate.open_on_drop();
+        let sink = rt
+            .spawn_on(0, Sink::new(1, Some(stop_after), &gate, &seen))
+            .expect("spawn");
+        hold_the_sink(&sink, &gate, &token);
+        let refused = send(&sink, 0, 1, n, &token);
+        assert_eq!(refused, 0, "{shards} shards: the sink is alive while held");
+        gate.open();
+        wait_until("every item accounted for", || {
+            seen.handled() + dead.load(Ordering::Relaxed) == n
+        });
+        assert_eq!(seen.handled(), stop_after, "{shards} shards");
+        assert_eq!(seen.out_of_order.load(Ordering::Relaxed), 0, "{shards} shards");
+        assert!(
+            rt.shard_stats()[0].appended > 0,
+            "{shards} shards: no record was shared"
+        );
+        rt.shutdown().expect("shutdown");
+        drop(sink);
+        assert_no_payload_left(&token, shards);
+    }
+}
+
+/// Shutdown begins while a flood waits in shared records behind a held shard: every item is
+/// handled or a dead letter, and every payload is dropped once.
+#[test]
+fn shared_records_left_at_shutdown_drop_every_payload_once() {
+    for shards in SHARD_COUNTS {
+        let n = 1_001;
+        let (token, dead, seen) = (Arc::new(()), Arc::new(AtomicU64::new(0)), Arc::default());
+        let rt = runtime(shards, n, &dead);
+        let gate = Gate::new();
+        let _open = gate.open_on_drop();
+        let sink = rt
+            .spawn_on(0, Sink::new(1, None, &gate, &seen))
+            .expect("spawn");
+        hold_the_sink(&sink, &gate, &token);
+        assert_eq!(send(&sink, 0, 1, n, &token), 0);
+        let stopper = std::thread::spawn(move || rt.shutdown());
+        gate.open();
+        join("shutdown", stopper).expect("shutdown");
+        drop(sink);
+        assert_eq!(
+            seen.handled() + dead.load(Ordering::Relaxed),
+            n,
+            "{shards} shards: an item was neither handled nor a dead letter"
+        );
+        assert_eq!(seen.out_of_order.load(Ordering::Relaxed), 0, "{shards} shards");
+        assert_no_payload_left(&token, shards);
+    }
+}
