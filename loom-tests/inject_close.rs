@@ -287,6 +287,10 @@ fn appending_pusher_against_the_final_drain() {
         let mut seen = consumed;
         seen.extend(discarded);
         seen.sort_unstable();
-        assert_eq!(seen, [1, 2, 3], "each value consumed or discarded exactly once");
+        assert_eq!(
+            seen,
+            [1, 2, 3],
+            "each value consumed or discarded exactly once"
+        );
     });
 }

@@ -143,10 +143,18 @@ fn an_outside_flood_shares_cells_and_arrives_whole_and_in_order() {
         assert_eq!(send(&sink, 0, 1, n, &token), 0);
         gate.open();
         wait_until("the sink handled the flood", || seen.handled() == n);
-        assert_eq!(seen.out_of_order.load(Ordering::Relaxed), 0, "{shards} shards");
+        assert_eq!(
+            seen.out_of_order.load(Ordering::Relaxed),
+            0,
+            "{shards} shards"
+        );
         let after = &rt.shard_stats()[shards - 1];
         assert_eq!(after.injected - before.injected, n - 1, "{shards} shards");
-        assert_eq!(after.appended - before.appended, (n - 1) / 2, "{shards} shards");
+        assert_eq!(
+            after.appended - before.appended,
+            (n - 1) / 2,
+            "{shards} shards"
+        );
         rt.shutdown().expect("shutdown");
         assert_eq!(dead.load(Ordering::Relaxed), 0, "{shards} shards");
         drop(sink);
@@ -221,7 +229,11 @@ fn two_outside_producers_keep_their_own_order() {
             assert_eq!(join("producer", p), 0, "{shards} shards");
         }
         wait_until("the sink handled both floods", || seen.handled() == 2 * per);
-        assert_eq!(seen.out_of_order.load(Ordering::Relaxed), 0, "{shards} shards");
+        assert_eq!(
+            seen.out_of_order.load(Ordering::Relaxed),
+            0,
+            "{shards} shards"
+        );
         // Both floods and the spawn's install task, all sent from outside.
         assert_eq!(rt.shard_stats()[0].injected, 2 * per + 1, "{shards} shards");
         rt.shutdown().expect("shutdown");
@@ -251,7 +263,11 @@ fn items_in_shared_records_for_a_stopped_actor_are_each_dead_letters() {
             seen.handled() + dead.load(Ordering::Relaxed) == n
         });
         assert_eq!(seen.handled(), stop_after, "{shards} shards");
-        assert_eq!(seen.out_of_order.load(Ordering::Relaxed), 0, "{shards} shards");
+        assert_eq!(
+            seen.out_of_order.load(Ordering::Relaxed),
+            0,
+            "{shards} shards"
+        );
         assert!(
             rt.shard_stats()[0].appended > 0,
             "{shards} shards: no record was shared"
@@ -286,7 +302,11 @@ fn shared_records_left_at_shutdown_drop_every_payload_once() {
             n,
             "{shards} shards: an item was neither handled nor a dead letter"
         );
-        assert_eq!(seen.out_of_order.load(Ordering::Relaxed), 0, "{shards} shards");
+        assert_eq!(
+            seen.out_of_order.load(Ordering::Relaxed),
+            0,
+            "{shards} shards"
+        );
         assert_no_payload_left(&token, shards);
     }
 }

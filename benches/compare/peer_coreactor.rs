@@ -116,17 +116,20 @@ impl Drop for CountingSession {
 
 // ----- fan-in, ring, fork-join, creation ------------------------------------------------------
 
-/// Counts messages (fan-in sink); answers a fence with the count.
+/// Counts zero-sized messages (fan-in sink) and signals `done` with the count once it reaches
+/// `total`: the message and the completion of the threads, tokio and actix sinks.
 struct Sink {
     seen: u64,
+    total: u64,
+    done: Sender<u64>,
 }
 
 impl Actor for Sink {
-    type Msg = CounterMsg;
-    fn handle(&mut self, msg: CounterMsg, _ctx: &mut Context<'_, Self>) {
-        match msg {
-            CounterMsg::Incr => self.seen += 1,
-            CounterMsg::Fence(r) => r.send(self.seen),
+    type Msg = ();
+    fn handle(&mut self, (): (), _ctx: &mut Context<'_, Self>) {
+        self.seen += 1;
+        if self.seen == self.total {
+            signal(&self.done, self.seen);
         }
     }
 }
@@ -331,7 +334,18 @@ impl Peer for Coreactor {
 
     fn fan_in(&self, per_producer: u64, bound: usize) -> Duration {
         let rt = runtime(Some(bound));
-        let sink = rt.spawn_on(0, Sink { seen: 0 }).expect("spawn");
+        let (done, done_rx) = unbounded();
+        let total = 2 * per_producer;
+        let sink = rt
+            .spawn_on(
+                0,
+                Sink {
+                    seen: 0,
+                    total,
+                    done,
+                },
+            )
+            .expect("spawn");
         let t0 = Instant::now();
         let producers: Vec<_> = (0..2)
             .map(|p| {
@@ -340,7 +354,7 @@ impl Peer for Coreactor {
                     .name(format!("fan-in-{p}"))
                     .spawn(move || {
                         for _ in 0..per_producer {
-                            sink.tell(CounterMsg::Incr).expect("coreactor fan-in tell");
+                            sink.tell(()).expect("coreactor fan-in tell");
                         }
                     })
                     .expect("spawn producer")
@@ -349,11 +363,9 @@ impl Peer for Coreactor {
         for p in producers {
             p.join().expect("producer thread");
         }
-        let seen = sink
-            .ask(CounterMsg::Fence, WAIT_TIMEOUT)
-            .expect("fan-in fence");
+        let seen = wait_n(&done_rx, 1, "coreactor fan-in");
         let d = t0.elapsed();
-        assert_eq!(seen, 2 * per_producer, "coreactor fan-in count");
+        assert_eq!(seen, total, "coreactor fan-in count");
         shutdown(rt);
         d
     }

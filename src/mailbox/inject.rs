@@ -399,8 +399,11 @@ impl<T: LaneRecord> BoundedInject<T> {
                     // The second cell must be free for `pos + 1` too. Nobody can claim it
                     // while the tail is `pos`, so what is seen here holds if the CAS succeeds.
                     let next = pos.wrapping_add(1);
-                    let lag = self.cell(next).seq.load(Ordering::Acquire).wrapping_sub(next)
-                        as isize;
+                    let lag = self
+                        .cell(next)
+                        .seq
+                        .load(Ordering::Acquire)
+                        .wrapping_sub(next) as isize;
                     if lag < 0 {
                         return None;
                     }
@@ -820,7 +823,10 @@ mod tests {
         // The same cell, one lap later, open again with the same count.
         let mut fresh = push_run(&q, 3).unwrap();
         assert_eq!(fresh.count(), stale.count());
-        assert!(!append(&q, &mut stale, 99), "the stale record's tag differs");
+        assert!(
+            !append(&q, &mut stale, 99),
+            "the stale record's tag differs"
+        );
         assert!(append(&q, &mut fresh, 4));
         assert_eq!(take(&q), Some(Run(vec![2])));
         assert_eq!(take(&q), Some(Run(vec![3, 4])));
@@ -849,25 +855,27 @@ mod tests {
         let q = Arc::new(BoundedInject::<Run>::new(64));
         let pusher = {
             let q = Arc::clone(&q);
-            std::thread::spawn(move || {
-                let mut record: Option<OpenRecord> = None;
-                let mut v = 0;
-                while v < N {
-                    if let Some(r) = record.as_mut()
-                        && r.count() < CELL_WORDS
-                        && append(&q, r, v)
-                    {
-                        v += 1;
-                        continue;
+            std::thread::Builder::new()
+                .spawn(move || {
+                    let mut record: Option<OpenRecord> = None;
+                    let mut v = 0;
+                    while v < N {
+                        if let Some(r) = record.as_mut()
+                            && r.count() < CELL_WORDS
+                            && append(&q, r, v)
+                        {
+                            v += 1;
+                            continue;
+                        }
+                        record = push_run(&q, v);
+                        if record.is_some() {
+                            v += 1;
+                        } else {
+                            std::thread::yield_now();
+                        }
                     }
-                    record = push_run(&q, v);
-                    if record.is_some() {
-                        v += 1;
-                    } else {
-                        std::thread::yield_now();
-                    }
-                }
-            })
+                })
+                .expect("spawn pusher")
         };
         let mut next = 0;
         while next < N {

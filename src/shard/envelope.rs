@@ -167,7 +167,8 @@ impl LaneRecord for Envelope {
     unsafe fn read_open(first: &CellWords, count: usize) -> Self {
         // SAFETY: an open record starts with the vtable's address (`write_open_header`), of a
         // `&'static EnvelopeVTable` whose `gather` reads this record's message type.
-        let vt = unsafe { &*(first.as_ptr().cast::<u64>().read() as usize as *const EnvelopeVTable) };
+        let vt =
+            unsafe { &*(first.as_ptr().cast::<u64>().read() as usize as *const EnvelopeVTable) };
         let gather = vt.gather.expect("an open record's vtable gathers");
         // SAFETY: the caller's contract is `GatherFn`'s.
         unsafe { gather(first, count) }

@@ -89,7 +89,12 @@ pub(crate) fn joined(last: Last, capacity: usize) {
     if last.record.count() < capacity {
         LAST.with(|l| l.set(Some(last)));
     }
-    PROBE.with(|p| p.set(Probe { skip: 0, backoff: 0 }));
+    PROBE.with(|p| {
+        p.set(Probe {
+            skip: 0,
+            backoff: 0,
+        })
+    });
 }
 
 /// An append failed (the shard had taken the record): push plain records for a while.
