@@ -14,7 +14,8 @@
 //! append succeeds only if the shard is behind. When it keeps up, an append fails, and both
 //! sides would pay for nothing: the failed compare-and-swap moves the record's line back to the
 //! sender, and the shard's seal is a read-modify-write on every open record. So each thread
-//! keeps a small [`Probe`] state: after an append failed, its next sends take plain records
+//! keeps a small [`Probe`] state: after an append failed (or its next message went to another
+//! actor, which no append can serve), its next sends take plain records
 //! for a while (1, 2, 4, ... up to [`MAX_SKIP`] sends) before it opens one again; a successful
 //! append makes it open every record again. A thread that never finds the shard behind pays one
 //! failed append and one seal per `MAX_SKIP + 1` messages.
@@ -66,7 +67,9 @@ crate::sync::thread_local_cell! {
 
 /// Takes the record this thread pushed last if it is open and for the actor `(slot,
 /// generation)` of vtable `vt` on lane `lane`: the caller may append to it, then hands it back
-/// with [`joined`]. Either way the thread forgets it (the caller pushes something next).
+/// with [`joined`]. Either way the thread forgets it (the caller pushes something next). An
+/// open record for another actor counts as a failed append: a thread that sends to several
+/// actors in turn (an outside fork-join) never finds one to join, and should stop opening them.
 #[inline]
 pub(crate) fn joinable(
     lane: u64,
@@ -74,12 +77,16 @@ pub(crate) fn joinable(
     generation: u32,
     vt: &'static EnvelopeVTable,
 ) -> Option<Last> {
-    LAST.with(Cell::take).filter(|last| {
-        last.lane == lane
-            && last.slot == slot
-            && last.generation == generation
-            && std::ptr::eq(last.vt, vt)
-    })
+    let last = LAST.with(Cell::take)?;
+    if last.lane == lane
+        && last.slot == slot
+        && last.generation == generation
+        && std::ptr::eq(last.vt, vt)
+    {
+        return Some(last);
+    }
+    refused();
+    None
 }
 
 /// An append to `last` succeeded: remember it (unless it is full, at `capacity` messages) and
@@ -97,7 +104,8 @@ pub(crate) fn joined(last: Last, capacity: usize) {
     });
 }
 
-/// An append failed (the shard had taken the record): push plain records for a while.
+/// An append failed (the shard had taken the record), or could not be tried (the record is for
+/// another actor): push plain records for a while.
 #[inline]
 pub(crate) fn refused() {
     PROBE.with(|p| {
