@@ -229,14 +229,12 @@ fn push_appending(queue: &BoundedInject<Run>, values: &[u64]) {
 fn take_runs(queue: &BoundedInject<Run>, n: usize) -> Vec<u64> {
     let mut got = Vec::new();
     while got.len() < n {
+        let mut run = Run(Vec::new());
         // SAFETY: this model's one consumer.
-        let took = unsafe {
-            queue.pop_with(|run, count| {
-                assert_eq!(run.0.len(), count, "a record's count is what it holds");
-                got.extend(run.0);
-            })
-        };
-        if !took {
+        let took = unsafe { queue.pop_with(|r| run = r) };
+        assert_eq!(run.0.len(), took, "a record's count is what it holds");
+        got.extend(run.0);
+        if took == 0 {
             thread::yield_now();
         }
     }
@@ -289,7 +287,7 @@ fn relaxed_append_commit_is_caught() {
         }
         let mut got = Vec::new();
         // SAFETY: this model's one consumer.
-        while !unsafe { queue.pop_with(|run, _| got = run.0) } {
+        while unsafe { queue.pop_with(|run| got = run.0) } == 0 {
             thread::yield_now();
         }
         pusher.join().unwrap();

@@ -116,6 +116,13 @@ fn open_count(word: usize) -> usize {
     (word >> COUNT_SHIFT) & MAX_OPEN_VALUES
 }
 
+/// How many values an open record holds, from the meta word [`LaneRecord::read`] gets for it;
+/// `None` for the meta word of a record pushed whole.
+#[inline]
+pub fn open_values(meta: usize) -> Option<usize> {
+    (meta & OPEN != 0).then(|| open_count(meta))
+}
+
 /// An open record its pusher may add values to (see [`BoundedInject::push_open`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenRecord {
@@ -145,19 +152,14 @@ pub trait LaneRecord: Sized {
     /// Moves the record into the words of its cells: `first` always, `second` when it takes
     /// two.
     fn write(self, first: &mut CellWords, second: Option<&mut CellWords>);
-    /// Moves a record back out of its cells.
+    /// Moves a record back out of its cells. For an open record ([`open_values`] of `meta` is
+    /// `Some(count)`), moves its `count` values out of its one cell, as one record.
     ///
     /// # Safety
     /// The cells hold what [`write`](Self::write) wrote of a record whose meta word is `meta`,
-    /// and it is read once.
-    unsafe fn read(meta: usize, first: &CellWords, second: Option<&CellWords>) -> Self;
-
-    /// Moves the `count` values of an open record out of its one cell, as one record.
-    ///
-    /// # Safety
-    /// The cell holds what the `push_open` write and `count - 1` appends wrote, and it is
+    /// or, for an open record, what the `push_open` write and `count - 1` appends wrote; it is
     /// read once.
-    unsafe fn read_open(first: &CellWords, count: usize) -> Self;
+    unsafe fn read(meta: usize, first: &CellWords, second: Option<&CellWords>) -> Self;
 }
 
 /// Integers as lane records, for the unit tests and the loom models: an odd value takes two
@@ -180,6 +182,7 @@ macro_rules! int_lane_record {
                 }
             }
             unsafe fn read(meta: usize, first: &CellWords, second: Option<&CellWords>) -> Self {
+                assert!(open_values(meta).is_none(), "integer records are never pushed open");
                 // SAFETY: the caller guarantees `write` wrote these cells.
                 let value = unsafe { first.assume_init_ref()[CELL_WORDS - 1] };
                 assert_eq!(Self::cells(meta), 1 + usize::from(second.is_some()));
@@ -189,10 +192,6 @@ macro_rules! int_lane_record {
                     assert_eq!(check, !value, "a record's second cell");
                 }
                 value as $t
-            }
-            /// Integer records are never open; an open record of them is a test's bug.
-            unsafe fn read_open(_first: &CellWords, _count: usize) -> Self {
-                unreachable!("integer lane records are never pushed open")
             }
         }
     )*};
@@ -230,10 +229,9 @@ impl LaneRecord for Run {
         }
     }
     unsafe fn read(meta: usize, first: &CellWords, _second: Option<&CellWords>) -> Self {
-        // SAFETY: the caller guarantees `write` wrote `meta >> COUNT_SHIFT` values.
-        unsafe { Self::read_open(first, meta >> COUNT_SHIFT) }
-    }
-    unsafe fn read_open(first: &CellWords, count: usize) -> Self {
+        // Pushed whole, `meta` is the run's length in the count field; pushed open, the lane
+        // puts the count there too.
+        let count = open_values(meta).unwrap_or(meta >> COUNT_SHIFT);
         let words = first.as_ptr().cast::<u64>();
         // SAFETY: the caller guarantees `count` values were written, each into its word.
         Run((0..count).map(|i| unsafe { words.add(i).read() }).collect())
@@ -479,13 +477,13 @@ impl<T: LaneRecord> BoundedInject<T> {
     pub unsafe fn pop(&self) -> Option<T> {
         let mut out = None;
         // SAFETY: the caller's contract, passed on.
-        unsafe { self.pop_with(|v, _| out = Some(v)) };
+        unsafe { self.pop_with(|v| out = Some(v)) };
         out
     }
 
     /// Like [`pop`](Self::pop), but hands the oldest value to `f` rather than returning it,
-    /// with the number of values its record held (1, or more for an open record that took
-    /// appends); false (and `f` not called) if the lane is empty. The value goes from its cells to `f`'s
+    /// and returns the number of values its record held (1, or more for an open record that
+    /// took appends); 0 (and `f` not called) if the lane is empty. The value goes from its cells to `f`'s
     /// argument without the copies an `Option` return costs it (a shard's drain of the lane
     /// moves 96-byte envelopes).
     ///
@@ -493,35 +491,29 @@ impl<T: LaneRecord> BoundedInject<T> {
     ///
     /// As for [`pop`](Self::pop).
     #[inline]
-    pub unsafe fn pop_with(&self, f: impl FnOnce(T, usize)) -> bool {
+    pub unsafe fn pop_with(&self, f: impl FnOnce(T)) -> usize {
         // Relaxed: only the consumer writes the head, and the previous consumer's store
         // happens before this load (the caller's contract).
         let pos = self.head.load(Ordering::Relaxed);
         let first = self.cell(pos);
         // Acquire: pairs with the pusher's Release store, so its writes are visible.
         if first.seq.load(Ordering::Acquire) != pos.wrapping_add(1) {
-            return false;
+            return 0;
         }
-        // Relaxed: ordered by the Acquire load above; only the record's appends change it
-        // until the cell is freed (`seal`).
+        // Relaxed: ordered by the Acquire load above; only an open record's appends change it
+        // until the cell is freed (`take_open`).
         let meta = first.meta.load(Ordering::Relaxed);
-        let open = meta & OPEN != 0;
-        let count = if open { Self::seal(first, meta) } else { 1 };
-        let second = (!open && T::cells(meta) == 2).then(|| self.cell(pos.wrapping_add(1)));
+        if meta & OPEN != 0 {
+            let (value, count) = self.take_open(pos, meta);
+            f(value);
+            return count;
+        }
+        let second = (T::cells(meta) == 2).then(|| self.cell(pos.wrapping_add(1)));
         // The head moves past the record before it is read, so a read that panics leaves it
         // taken rather than read again (pushers never look at the head).
         let after = pos.wrapping_add(if second.is_some() { 2 } else { 1 });
         self.head.store(after, Ordering::Relaxed);
-        let value = if open {
-            first.words.with(|words| {
-                // SAFETY: the seal saw the commit of every append it counts (Acquire), the
-                // push wrote the rest before publishing, and no append can add to a sealed
-                // record: `count` values, read once, then freed.
-                unsafe { T::read_open(&*words, count) }
-            })
-        } else {
-            Self::read(first, second, meta)
-        };
+        let value = Self::read(first, second, meta);
         // Release: the pushers of the next lap see the cells empty before they write them.
         let lap = self.mask + 1;
         first.seq.store(pos.wrapping_add(lap), Ordering::Release);
@@ -530,8 +522,29 @@ impl<T: LaneRecord> BoundedInject<T> {
                 .seq
                 .store(pos.wrapping_add(1).wrapping_add(lap), Ordering::Release);
         }
-        f(value, count);
-        true
+        f(value);
+        1
+    }
+
+    /// The rest of [`pop_with`](Self::pop_with) for the open record published at `pos`, whose
+    /// word was `word`: seals it, takes what it holds and how many values that is, and frees
+    /// its cell. Out of line, so that the path of the records pushed whole stays as it was: a
+    /// record read there goes straight into `f`'s argument (when the two paths shared one
+    /// read, the shard's drain copied each 96-byte envelope once more, a fifth of an outside
+    /// flood's speed: `docs/benchmarks.md`, session 15), and an open record's values share the
+    /// call.
+    #[inline(never)]
+    fn take_open(&self, pos: usize, word: usize) -> (T, usize) {
+        let first = self.cell(pos);
+        let count = Self::seal(first, word);
+        self.head.store(pos.wrapping_add(1), Ordering::Relaxed);
+        // What `LaneRecord::read` gets for an open record (see `open_values`).
+        let value = Self::read(first, None, OPEN | (count << COUNT_SHIFT));
+        // Release: as in `pop_with`.
+        first
+            .seq
+            .store(pos.wrapping_add(self.mask + 1), Ordering::Release);
+        (value, count)
     }
 
     /// Closes the open record in `first` (its word was `word`) to appends and returns how many
@@ -560,7 +573,8 @@ impl<T: LaneRecord> BoundedInject<T> {
     }
 
     /// Reads the record in the cell `first` and, for a two-cell record, `second`: the cells at
-    /// the consumer's head, published.
+    /// the consumer's head, published (and sealed, for an open record, whose `meta` is then
+    /// what [`open_values`] reads).
     fn read(first: &Cell, second: Option<&Cell>, meta: usize) -> T {
         first.words.with(|first| match second {
             Some(second) => second.words.with(|second| {
@@ -569,7 +583,9 @@ impl<T: LaneRecord> BoundedInject<T> {
                 // contract makes this thread the only consumer: read once, then freed.
                 unsafe { T::read(meta, &*first, Some(&*second)) }
             }),
-            // SAFETY: as above, for the one cell.
+            // SAFETY: as above, for the one cell; for an open record, the seal saw the commit
+            // of every append it counted (Acquire), the push wrote the rest before publishing,
+            // and no append can add to a sealed record.
             None => unsafe { T::read(meta, &*first, None) },
         })
     }
@@ -696,7 +712,7 @@ mod tests {
     fn pop_with_hands_over_the_oldest_record_once() {
         fn take_with(q: &BoundedInject<u64>, seen: &mut Vec<u64>) -> bool {
             // SAFETY: this test pops from one thread only.
-            unsafe { q.pop_with(|v, _| seen.push(v)) }
+            unsafe { q.pop_with(|v| seen.push(v)) > 0 }
         }
         let q = BoundedInject::new(4);
         let mut seen = Vec::new();
@@ -780,9 +796,6 @@ mod tests {
             // SAFETY: `write` stored a pointer from `Arc::into_raw`, read once.
             Counted(unsafe { Arc::from_raw(first.assume_init_ref()[0] as *const ()) })
         }
-        unsafe fn read_open(_first: &CellWords, _count: usize) -> Self {
-            unreachable!("never pushed open")
-        }
     }
 
     /// Pushes `first` as an open run.
@@ -806,8 +819,8 @@ mod tests {
         q.push(Run(vec![20])).unwrap();
         let mut seen = Vec::new();
         // SAFETY: this test's thread is the only consumer.
-        assert!(unsafe { q.pop_with(|v, n| seen.push((v, n))) });
-        assert_eq!(seen, vec![(Run(vec![10, 11, 12]), 3)]);
+        assert_eq!(unsafe { q.pop_with(|v| seen.push(v)) }, 3, "three values");
+        assert_eq!(seen, vec![Run(vec![10, 11, 12])]);
         assert!(!append(&q, &mut record, 13), "taken: the record is sealed");
         assert_eq!(record.count(), 3, "a refused append changes nothing");
         assert_eq!(take(&q), Some(Run(vec![20])), "a plain record after it");
@@ -879,17 +892,15 @@ mod tests {
         };
         let mut next = 0;
         while next < N {
+            let mut run = Run(Vec::new());
             // SAFETY: this thread is the only consumer.
-            let took = unsafe {
-                q.pop_with(|run, n| {
-                    assert_eq!(run.0.len(), n);
-                    for v in run.0 {
-                        assert_eq!(v, next, "in order, once");
-                        next += 1;
-                    }
-                })
-            };
-            if !took {
+            let took = unsafe { q.pop_with(|r| run = r) };
+            assert_eq!(run.0.len(), took, "a record's count is what it holds");
+            for v in run.0 {
+                assert_eq!(v, next, "in order, once");
+                next += 1;
+            }
+            if took == 0 {
                 std::thread::yield_now();
             }
         }

@@ -255,34 +255,40 @@ impl<T: LaneRecord> ClosableQueue<T> {
     pub unsafe fn pop(&self) -> Option<T> {
         let mut out = None;
         // SAFETY: the caller's contract, passed on.
-        unsafe { self.pop_with(|v, _| out = Some(v)) };
+        unsafe { self.pop_with(|v| out = Some(v)) };
         out
     }
 
-    /// Consumer: like [`pop`](Self::pop), but hands the value to `f` with the number of values
-    /// its record held (see [`BoundedInject::pop_with`]); false if both lanes are empty.
+    /// Consumer: like [`pop`](Self::pop), but hands the value to `f` and returns the number of
+    /// values its record held (see [`BoundedInject::pop_with`]); 0 if both lanes are empty.
     ///
     /// # Safety
     ///
     /// As for [`pop`](Self::pop).
     #[inline]
-    pub unsafe fn pop_with(&self, f: impl FnMut(T, usize)) -> bool {
+    pub unsafe fn pop_with(&self, f: impl FnMut(T)) -> usize {
         debug_assert!(!self.is_closed(), "a pop after close");
         // SAFETY: the caller's contract: this thread holds the consumer's token.
         unsafe { self.take_any(f) }
     }
 
-    /// Hands the oldest value of the bounded lane, else of the unbounded one, to `f`; false if
-    /// both are empty.
+    /// Hands the oldest value of the bounded lane, else of the unbounded one, to `f`, and
+    /// returns the number of values its record held; 0 if both are empty.
     ///
     /// # Safety
     ///
     /// The caller holds the consumer's token.
     #[inline]
-    unsafe fn take_any(&self, mut f: impl FnMut(T, usize)) -> bool {
+    unsafe fn take_any(&self, mut f: impl FnMut(T)) -> usize {
         // SAFETY: the caller holds the token, so it is the bounded lane's one consumer.
         let took = unsafe { self.bounded.pop_with(&mut f) };
-        took || self.queue.pop().map(|v| f(v, 1)).is_some()
+        if took > 0 {
+            return took;
+        }
+        self.queue.pop().map_or(0, |v| {
+            f(v);
+            1
+        })
     }
 
     /// Consumer's final drain: closes the queue, hands everything queued to `discard`, and
@@ -343,7 +349,7 @@ impl<T: LaneRecord> ClosableQueue<T> {
     /// The caller holds the consumer's token.
     unsafe fn discard_queued(&self, discard: &mut impl FnMut(T)) {
         // SAFETY: the caller holds the token.
-        while unsafe { self.take_any(|v, _| discard(v)) } {}
+        while unsafe { self.take_any(&mut *discard) } > 0 {}
     }
 }
 

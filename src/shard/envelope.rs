@@ -6,7 +6,7 @@
 
 use super::{DeliveryRun, ShardLocal};
 use crate::mailbox::erased::{ErasedMsg, PayloadInfo, Storage};
-use crate::mailbox::inject::{CELL_WORDS, CellWords, LaneRecord};
+use crate::mailbox::inject::{CELL_WORDS, CellWords, LaneRecord, open_values};
 
 /// What an envelope carries, for accounting when it cannot be delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,18 +164,11 @@ impl LaneRecord for Envelope {
     }
 
     #[inline]
-    unsafe fn read_open(first: &CellWords, count: usize) -> Self {
-        // SAFETY: an open record starts with the vtable's address (`write_open_header`), of a
-        // `&'static EnvelopeVTable` whose `gather` reads this record's message type.
-        let vt =
-            unsafe { &*(first.as_ptr().cast::<u64>().read() as usize as *const EnvelopeVTable) };
-        let gather = vt.gather.expect("an open record's vtable gathers");
-        // SAFETY: the caller's contract is `GatherFn`'s.
-        unsafe { gather(first, count) }
-    }
-
-    #[inline]
     unsafe fn read(meta: usize, first: &CellWords, second: Option<&CellWords>) -> Self {
+        if let Some(count) = open_values(meta) {
+            // SAFETY: the caller's contract, for an open record.
+            return unsafe { read_open(first, count) };
+        }
         let first = first.as_ptr().cast::<u64>();
         let mut storage: Storage = std::mem::MaybeUninit::uninit();
         let payload = storage.as_mut_ptr().cast::<u64>();
@@ -212,6 +205,21 @@ impl LaneRecord for Envelope {
             vt,
         }
     }
+}
+
+/// Reads an open record of `count` messages (out of line: the drain's path for records pushed
+/// whole stays as it was, and an open record's messages share the call).
+///
+/// # Safety
+/// [`GatherFn`]'s: the cell holds an open record of `count` messages, read once.
+#[inline(never)]
+unsafe fn read_open(first: &CellWords, count: usize) -> Envelope {
+    // SAFETY: an open record starts with the vtable's address (`write_open_header`), of a
+    // `&'static EnvelopeVTable` whose `gather` reads this record's message type.
+    let vt = unsafe { &*(first.as_ptr().cast::<u64>().read() as usize as *const EnvelopeVTable) };
+    let gather = vt.gather.expect("an open record's vtable gathers");
+    // SAFETY: the caller's contract is `GatherFn`'s.
+    unsafe { gather(first, count) }
 }
 
 // ----- Open records -----------------------------------------------------------------------

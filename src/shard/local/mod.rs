@@ -885,20 +885,17 @@ impl ShardLocal {
                 // SAFETY: this is the shard's thread, the queue's consumer, and the queue is
                 // open (checked above; only this thread closes it).
                 let took = unsafe {
-                    self.shared.inject.pop_with(|mut env, messages| {
-                        if env.stamp == crate::shard::STAMP_ON_ARRIVAL {
-                            env.stamp = since;
-                        }
-                        let counters = &self.shared.counters;
-                        ShardCounters::add(&counters.injected, messages as u64);
-                        if messages > 1 {
-                            ShardCounters::add(&counters.appended, messages as u64 - 1);
-                        }
-                        self.accept(env, &mut run);
-                    })
+                    self.shared
+                        .inject
+                        .pop_with(|env| self.accept_injected(env, since, &mut run))
                 };
-                if !took {
+                if took == 0 {
                     break;
+                }
+                let counters = &self.shared.counters;
+                ShardCounters::add(&counters.injected, took as u64);
+                if took > 1 {
+                    ShardCounters::add(&counters.appended, took as u64 - 1);
                 }
                 n += 1;
             }
@@ -928,6 +925,17 @@ impl ShardLocal {
             *self.inbound.borrow_mut()[peer] = consumer;
         }
         any
+    }
+
+    /// Delivers `env`, taken from the injection queue, stamping it with `since` if its sender
+    /// did not. Always inlined: the queue's pop calls it at two places (records pushed whole,
+    /// open records), and the first must read the envelope straight into it.
+    #[inline(always)]
+    fn accept_injected(&self, mut env: Envelope, since: u64, run: &mut DeliveryRun) {
+        if env.stamp == crate::shard::STAMP_ON_ARRIVAL {
+            env.stamp = since;
+        }
+        self.accept(env, run);
     }
 
     /// Takes in what arrived: the polled sources found holding work (`polled`) and those the
