@@ -204,7 +204,7 @@ fn push_appending(queue: &BoundedInject<Run>, values: &[u64]) {
     for &v in values {
         if let Some(record) = last.as_mut()
             && queue
-                .append(record, |words, i| Run::write_at(words, i, v))
+                .append(record, 2, |words, i| Run::write_at(words, i, v))
                 .is_ok()
         {
             continue;
@@ -241,9 +241,10 @@ fn take_runs(queue: &BoundedInject<Run>, n: usize) -> Vec<u64> {
     got
 }
 
-/// (d) One pusher appends to its open records while the consumer takes them: each append lands
-/// before the seal (and is taken with its record) or is refused (and the value goes into a new
-/// record). Every value once, in order; nothing left.
+/// (d) One pusher appends to its open records of two values while the consumer takes them: each
+/// append lands before the seal (and is taken with its record) or is refused (and the value
+/// goes into a new record); an append that fills a record closes it, and the consumer takes it
+/// without sealing. Every value once, in order; nothing left.
 #[test]
 #[cfg(not(any(
     coreactor_loom_bug = "inject_bounded",
@@ -280,7 +281,7 @@ fn relaxed_append_commit_is_caught() {
                 .unwrap_or_else(|_| unreachable!("an empty lane"));
             p.store(true, Ordering::Release);
             // Refused if the consumer took the record first: then nothing was appended.
-            let _ = q.append(&mut record, |words, i| Run::write_at(words, i, 2));
+            let _ = q.append(&mut record, 2, |words, i| Run::write_at(words, i, 2));
         });
         while !pushed.load(Ordering::Acquire) {
             thread::yield_now();

@@ -252,7 +252,7 @@ fn appending_pusher_against_the_final_drain() {
             let mut last = None;
             for v in [1u64, 2, 3] {
                 if let Some(record) = last.as_mut()
-                    && q.append(record, |words, i| Run::write_at(words, i, v))
+                    && q.append(record, 2, |words, i| Run::write_at(words, i, v))
                         .is_ok()
                 {
                     continue;

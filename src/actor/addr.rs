@@ -195,12 +195,17 @@ impl<A: Actor> Vt<A> {
         if let Some(mut last) = outside::joinable(lane, slot, generation, &Self::USER)
             && last.record.count() < Self::OPEN_CAPACITY
         {
-            let appended = shard.inject.append(&mut last.record, |words, i| {
-                // SAFETY: `i` is the record's count, below `OPEN_CAPACITY` (checked above),
-                // and `A::Msg` is at most 8-aligned (`BATCHED`): the place is inside the
-                // record's bytes and aligned; the append reserved it for this thread.
-                unsafe { open_message::<A::Msg>(words, i).write(msg.take().expect("once")) };
-            });
+            let appended =
+                shard
+                    .inject
+                    .append(&mut last.record, Self::OPEN_CAPACITY, |words, i| {
+                        // SAFETY: `i` is the record's count, below `OPEN_CAPACITY` (checked above),
+                        // and `A::Msg` is at most 8-aligned (`BATCHED`): the place is inside the
+                        // record's bytes and aligned; the append reserved it for this thread.
+                        unsafe {
+                            open_message::<A::Msg>(words, i).write(msg.take().expect("once"))
+                        };
+                    });
             if appended.is_ok() {
                 outside::joined(last, Self::OPEN_CAPACITY);
                 return Ok(());

@@ -342,8 +342,10 @@ impl<T: LaneRecord> BoundedInject<T> {
 
     /// Adds one value to `record`, an open record this thread pushed, unless the consumer has
     /// taken it: `write` then writes value number `record.count()` (counting from 0) into the
-    /// record's cell, and the count grows by one. Gives `write` back, uncalled, if the record
-    /// was taken (or `record` is full, at [`MAX_OPEN_VALUES`]).
+    /// record's cell, and the count grows by one. The record holds at most `capacity` values
+    /// (at most [`MAX_OPEN_VALUES`]): the append that fills it also closes it, so that the
+    /// consumer takes it without a read-modify-write. Gives `write` back, uncalled, if the
+    /// record was taken or is full.
     ///
     /// No doorbell is rung and no fence issued: the record was published, with both, by its
     /// push, and whoever takes it (the shard, or a pusher discarding after shutdown) takes
@@ -351,9 +353,10 @@ impl<T: LaneRecord> BoundedInject<T> {
     pub fn append<W: FnOnce(&mut CellWords, usize)>(
         &self,
         record: &mut OpenRecord,
+        capacity: usize,
         write: W,
     ) -> Result<(), W> {
-        if record.count >= MAX_OPEN_VALUES {
+        if record.count >= capacity.min(MAX_OPEN_VALUES) {
             return Err(write);
         }
         let cell = self.cell(record.pos);
@@ -374,10 +377,11 @@ impl<T: LaneRecord> BoundedInject<T> {
             write(unsafe { &mut *words }, record.count);
         });
         record.count += 1;
-        // Release: the consumer's Acquire seal, which reads this word or a later one, sees the
-        // value written above.
-        cell.meta
-            .store(open_word(record.pos, record.count), APPEND_COMMIT_ORDERING);
+        let full = record.count >= capacity.min(MAX_OPEN_VALUES);
+        let commit = open_word(record.pos, record.count) | if full { SEALED } else { 0 };
+        // Release: the consumer's Acquire seal or load, which reads this word or a later one,
+        // sees the value written above.
+        cell.meta.store(commit, APPEND_COMMIT_ORDERING);
         Ok(())
     }
 
@@ -504,7 +508,7 @@ impl<T: LaneRecord> BoundedInject<T> {
         // until the cell is freed (`take_open`).
         let meta = first.meta.load(Ordering::Relaxed);
         if meta & OPEN != 0 {
-            let (value, count) = self.take_open(pos, meta);
+            let (value, count) = self.take_open(pos);
             f(value);
             return count;
         }
@@ -526,17 +530,16 @@ impl<T: LaneRecord> BoundedInject<T> {
         1
     }
 
-    /// The rest of [`pop_with`](Self::pop_with) for the open record published at `pos`, whose
-    /// word was `word`: seals it, takes what it holds and how many values that is, and frees
+    /// The rest of [`pop_with`](Self::pop_with) for the open record published at `pos`: seals it, takes what it holds and how many values that is, and frees
     /// its cell. Out of line, so that the path of the records pushed whole stays as it was: a
     /// record read there goes straight into `f`'s argument (when the two paths shared one
     /// read, the shard's drain copied each 96-byte envelope once more, a fifth of an outside
     /// flood's speed: `docs/benchmarks.md`, session 15), and an open record's values share the
     /// call.
     #[inline(never)]
-    fn take_open(&self, pos: usize, word: usize) -> (T, usize) {
+    fn take_open(&self, pos: usize) -> (T, usize) {
         let first = self.cell(pos);
-        let count = Self::seal(first, word);
+        let count = Self::seal(first);
         self.head.store(pos.wrapping_add(1), Ordering::Relaxed);
         // What `LaneRecord::read` gets for an open record (see `open_values`).
         let value = Self::read(first, None, OPEN | (count << COUNT_SHIFT));
@@ -547,24 +550,30 @@ impl<T: LaneRecord> BoundedInject<T> {
         (value, count)
     }
 
-    /// Closes the open record in `first` (its word was `word`) to appends and returns how many
-    /// values it holds. An append caught between its reservation and its commit is waited
-    /// for: a few stores, unless its thread was preempted right there.
-    fn seal(first: &Cell, mut word: usize) -> usize {
+    /// Closes the open record in `first` to appends and returns how many values it holds. An
+    /// append caught between its reservation and its commit is waited for: a few stores,
+    /// unless its thread was preempted right there. A record its last append filled and closed
+    /// needs no read-modify-write.
+    fn seal(first: &Cell) -> usize {
         let mut backoff = crate::sync::Backoff::new();
+        // Acquire, here and below: pairs with the Release commit of the last append counted in
+        // the word read (a filled record is never written again until its cell is freed).
+        let mut word = first.meta.load(Ordering::Acquire);
         loop {
             if word & WRITING != 0 {
                 backoff.snooze();
-                word = first.meta.load(Ordering::Relaxed);
+                word = first.meta.load(Ordering::Acquire);
                 continue;
             }
-            debug_assert_eq!(word & SEALED, 0, "a record sealed twice");
-            // Acquire: pairs with the Release commit of the last append counted in `word`.
+            if word & SEALED != 0 {
+                // Filled and closed by its pusher's last append.
+                return open_count(word);
+            }
             match first.meta.compare_exchange_weak(
                 word,
                 word | SEALED,
                 Ordering::Acquire,
-                Ordering::Relaxed,
+                Ordering::Acquire,
             ) {
                 Ok(_) => return open_count(word),
                 Err(current) => word = current,
@@ -805,8 +814,10 @@ mod tests {
 
     /// Appends `value` to `record`; false if it was taken.
     fn append(q: &BoundedInject<Run>, record: &mut OpenRecord, value: u64) -> bool {
-        q.append(record, |words, i| Run::write_at(words, i, value))
-            .is_ok()
+        q.append(record, CELL_WORDS, |words, i| {
+            Run::write_at(words, i, value)
+        })
+        .is_ok()
     }
 
     #[test]
@@ -825,6 +836,22 @@ mod tests {
         assert_eq!(record.count(), 3, "a refused append changes nothing");
         assert_eq!(take(&q), Some(Run(vec![20])), "a plain record after it");
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn the_append_that_fills_a_record_closes_it() {
+        let q = BoundedInject::<Run>::new(4);
+        let mut record = push_run(&q, 1).unwrap();
+        assert!(
+            q.append(&mut record, 2, |w, i| Run::write_at(w, i, 2))
+                .is_ok()
+        );
+        assert!(
+            q.append(&mut record, 3, |w, i| Run::write_at(w, i, 3))
+                .is_err(),
+            "the record was closed when it held two"
+        );
+        assert_eq!(take(&q), Some(Run(vec![1, 2])));
     }
 
     #[test]

@@ -188,9 +188,9 @@ impl<T: LaneRecord> ClosableQueue<T> {
         Ok(record)
     }
 
-    /// Adds a value to `record`, an open record this thread pushed into the bounded lane,
-    /// unless it was taken (see [`BoundedInject::append`]; no step 2–4 is needed: whoever takes
-    /// the record takes what was appended before).
+    /// Adds a value to `record`, an open record this thread pushed into the bounded lane and
+    /// which holds at most `capacity`, unless it was taken (see [`BoundedInject::append`]; no
+    /// step 2–4 is needed: whoever takes the record takes what was appended before).
     ///
     /// # Errors
     ///
@@ -199,9 +199,10 @@ impl<T: LaneRecord> ClosableQueue<T> {
     pub fn append<W: FnOnce(&mut CellWords, usize)>(
         &self,
         record: &mut OpenRecord,
+        capacity: usize,
         write: W,
     ) -> Result<(), W> {
-        self.bounded.append(record, write)
+        self.bounded.append(record, capacity, write)
     }
 
     /// Steps 2–4 of a push.
