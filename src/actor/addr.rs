@@ -180,28 +180,30 @@ impl<A: Actor> Vt<A> {
     }
 
     /// An outside thread's send of an admitted message of an [`APPENDABLE`](Self::APPENDABLE)
-    /// type into the bounded lane of `shard`: appended to the open record this thread pushed
-    /// last, if that is for the same actor and the shard has not taken it; else pushed, open
-    /// or plain as `shard::outside`'s probing says. Gives `msg` back if the lane is full.
-    #[inline]
+    /// type into the bounded lane of `shard`, once `shard::outside` planned a join or an open
+    /// record (out of line: the plain push, the plan of a thread that sends to many actors in
+    /// turn, stays inline in `send_admitted`). Appended to `last`, the open record this thread
+    /// pushed last to the same actor, if given and the shard has not taken it; else pushed,
+    /// open, or plain if the probing says so after a failed append. Gives `msg` back if the
+    /// lane is full.
+    #[inline(never)]
     fn tell_outside_appending(
         shard: &ShardShared,
         slot: u32,
         generation: u32,
         msg: A::Msg,
+        last: Option<outside::Last>,
     ) -> Result<(), A::Msg> {
         let mut msg = Some(msg);
-        let lane = shard.lane_id();
-        if let Some(mut last) = outside::joinable(lane, slot, generation, &Self::USER)
-            && last.record.count() < Self::OPEN_CAPACITY
-        {
+        if let Some(mut last) = last {
             let appended =
                 shard
                     .inject
                     .append(&mut last.record, Self::OPEN_CAPACITY, |words, i| {
-                        // SAFETY: `i` is the record's count, below `OPEN_CAPACITY` (checked above),
-                        // and `A::Msg` is at most 8-aligned (`BATCHED`): the place is inside the
-                        // record's bytes and aligned; the append reserved it for this thread.
+                        // SAFETY: `i` is the record's count, below `OPEN_CAPACITY` (the append
+                        // checks it), and `A::Msg` is at most 8-aligned (`BATCHED`): the place is
+                        // inside the record's bytes and aligned; the append reserved it for this
+                        // thread.
                         unsafe {
                             open_message::<A::Msg>(words, i).write(msg.take().expect("once"))
                         };
@@ -211,16 +213,11 @@ impl<A: Actor> Vt<A> {
                 return Ok(());
             }
             outside::refused();
+            if !outside::should_open() {
+                let msg = msg.take().expect("not sent");
+                return Self::tell_outside_plain(shard, slot, generation, msg);
+            }
         }
-        let msg = msg.take().expect("not sent");
-        if !outside::should_open() {
-            return shard
-                .try_inject_outside(Self::user(slot, generation, STAMP_ON_ARRIVAL, msg))
-                // SAFETY: the envelope was built just above by `user` from an `A::Msg`, and
-                // comes back untouched.
-                .map_err(|env| unsafe { env.msg.take::<A::Msg>() });
-        }
-        let mut msg = Some(msg);
         let pushed = shard.try_inject_outside_open(|words| {
             write_open_header(words, &Self::USER, slot, generation);
             // SAFETY: message 0 of an open record: inside its bytes, since at least two fit
@@ -229,11 +226,28 @@ impl<A: Actor> Vt<A> {
         });
         match pushed {
             Ok(record) => {
-                outside::opened(lane, slot, generation, &Self::USER, record);
+                outside::opened(shard.lane_id(), slot, generation, &Self::USER, record);
                 Ok(())
             }
             Err(_) => Err(msg.take().expect("not written")),
         }
+    }
+
+    /// An outside thread's push of an admitted user message into the bounded lane of `shard`
+    /// as a record of its own. Gives `msg` back if the lane is full.
+    #[inline(always)]
+    fn tell_outside_plain(
+        shard: &ShardShared,
+        slot: u32,
+        generation: u32,
+        msg: A::Msg,
+    ) -> Result<(), A::Msg> {
+        // No clock read here: the shard stamps the message when it takes it in.
+        shard
+            .try_inject_outside(Self::user(slot, generation, STAMP_ON_ARRIVAL, msg))
+            // SAFETY: the envelope was built just above by `user` from an `A::Msg`, and comes
+            // back untouched.
+            .map_err(|env| unsafe { env.msg.take::<A::Msg>() })
     }
 
     /// Appends `msg`, a user message for the actor at `(slot, generation)`, to `last`, an
@@ -708,21 +722,39 @@ impl<A: Actor> Addr<A> {
         let Some((msg, on_a_shard)) = leftover else {
             return Ok(());
         };
-        if Vt::<A>::APPENDABLE && !on_a_shard && self.shard.takes_open_records() {
-            return Vt::<A>::tell_outside_appending(&self.shard, self.slot, self.generation, msg);
-        }
-        // No clock read here: the shard stamps the message when it takes it in.
-        let env = Vt::<A>::user(self.slot, self.generation, STAMP_ON_ARRIVAL, msg);
         if on_a_shard {
             // A shard thread of another runtime: the unbounded lane (it must not block).
-            self.shard.inject(env);
+            // No clock read here: the shard stamps the message when it takes it in.
+            self.shard.inject(Vt::<A>::user(
+                self.slot,
+                self.generation,
+                STAMP_ON_ARRIVAL,
+                msg,
+            ));
             return Ok(());
         }
-        self.shard
-            .try_inject_outside(env)
-            // SAFETY: the envelope was built just above by `Vt::<A>::user` from an `A::Msg`,
-            // and comes back untouched.
-            .map_err(|env| unsafe { env.msg.take::<A::Msg>() })
+        if Vt::<A>::APPENDABLE && self.shard.takes_open_records() {
+            let plan = outside::plan(
+                self.shard.lane_id(),
+                self.slot,
+                self.generation,
+                &Vt::<A>::USER,
+            );
+            if let outside::Plan::Join(_) | outside::Plan::Open = plan {
+                let last = match plan {
+                    outside::Plan::Join(last) => Some(last),
+                    _ => None,
+                };
+                return Vt::<A>::tell_outside_appending(
+                    &self.shard,
+                    self.slot,
+                    self.generation,
+                    msg,
+                    last,
+                );
+            }
+        }
+        Vt::<A>::tell_outside_plain(&self.shard, self.slot, self.generation, msg)
     }
 
     #[inline]

@@ -131,6 +131,10 @@ pub struct OpenRecord {
 }
 
 impl OpenRecord {
+    /// A placeholder: no record (count 0; appending to it fails unless the lane's first cell
+    /// holds an open record of no value, which never exists).
+    pub const NONE: OpenRecord = OpenRecord { pos: 0, count: 0 };
+
     /// How many values the record holds (as far as its pusher knows: all of them, since only
     /// its pusher appends).
     #[inline]
@@ -312,12 +316,11 @@ impl<T: LaneRecord> BoundedInject<T> {
         let meta = value.meta();
         debug_assert_eq!(meta & OPEN, 0, "a record's meta word keeps OPEN clear");
         let two = T::cells(meta) == 2;
-        let Some(pos) = self.claim(two) else {
+        let Some((pos, first, second)) = self.claim(two) else {
             return Err(value);
         };
-        let second = two.then(|| self.cell(pos.wrapping_add(1)));
-        Self::write(self.cell(pos), second, value);
-        self.publish(pos, meta, two);
+        Self::write(first, second, value);
+        self.publish(pos, first, meta, two);
         Ok(())
     }
 
@@ -328,15 +331,15 @@ impl<T: LaneRecord> BoundedInject<T> {
     /// The consumer reads the record with [`LaneRecord::read_open`], which must understand
     /// what `write` and the appends wrote.
     pub fn push_open<W: FnOnce(&mut CellWords)>(&self, write: W) -> Result<OpenRecord, W> {
-        let Some(pos) = self.claim(false) else {
+        let Some((pos, first, _)) = self.claim(false) else {
             return Err(write);
         };
-        self.cell(pos).words.with_mut(|words| {
+        first.words.with_mut(|words| {
             // SAFETY: as in `write`: the claim gave this thread the position, and nobody else
             // touches its words until the `seq` store publishes them.
             write(unsafe { &mut *words });
         });
-        self.publish(pos, open_word(pos, 1), false);
+        self.publish(pos, first, open_word(pos, 1), false);
         Ok(OpenRecord { pos, count: 1 })
     }
 
@@ -386,9 +389,10 @@ impl<T: LaneRecord> BoundedInject<T> {
     }
 
     /// Claims the next position (and the one after it for a two-cell record) with the tail
-    /// CAS; `None` if the cells still hold values not yet taken.
-    #[inline]
-    fn claim(&self, two: bool) -> Option<usize> {
+    /// CAS, and returns it with its cell (and the second one); `None` if the cells still hold
+    /// values not yet taken.
+    #[inline(always)]
+    fn claim(&self, two: bool) -> Option<(usize, &Cell, Option<&Cell>)> {
         // Relaxed: the cells' `seq` (Acquire) decide; the tail only picks the candidate.
         let mut pos = self.tail.load(Ordering::Relaxed);
         loop {
@@ -397,15 +401,13 @@ impl<T: LaneRecord> BoundedInject<T> {
             // of the old words happens before the writes of the claimer.
             let lag = first.seq.load(Ordering::Acquire).wrapping_sub(pos) as isize;
             if lag == 0 {
+                let mut second = None;
                 if two {
                     // The second cell must be free for `pos + 1` too. Nobody can claim it
                     // while the tail is `pos`, so what is seen here holds if the CAS succeeds.
                     let next = pos.wrapping_add(1);
-                    let lag = self
-                        .cell(next)
-                        .seq
-                        .load(Ordering::Acquire)
-                        .wrapping_sub(next) as isize;
+                    let cell = self.cell(next);
+                    let lag = cell.seq.load(Ordering::Acquire).wrapping_sub(next) as isize;
                     if lag < 0 {
                         return None;
                     }
@@ -413,6 +415,7 @@ impl<T: LaneRecord> BoundedInject<T> {
                         pos = self.tail.load(Ordering::Relaxed);
                         continue;
                     }
+                    second = Some(cell);
                 }
                 let claimed = pos.wrapping_add(if two { 2 } else { 1 });
                 match self.tail.compare_exchange_weak(
@@ -421,7 +424,7 @@ impl<T: LaneRecord> BoundedInject<T> {
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => return Some(pos),
+                    Ok(_) => return Some((pos, first, second)),
                     Err(current) => pos = current,
                 }
             } else if lag < 0 {
@@ -434,11 +437,10 @@ impl<T: LaneRecord> BoundedInject<T> {
         }
     }
 
-    /// Publishes the record this thread wrote at its claimed position `pos`, with meta word
-    /// `meta`.
-    #[inline]
-    fn publish(&self, pos: usize, meta: usize, two: bool) {
-        let first = self.cell(pos);
+    /// Publishes the record this thread wrote at its claimed position `pos` (whose cell is
+    /// `first`), with meta word `meta`.
+    #[inline(always)]
+    fn publish(&self, pos: usize, first: &Cell, meta: usize, two: bool) {
         // Relaxed: the Release store of `seq` below publishes it.
         first.meta.store(meta, Ordering::Relaxed);
         // Release: the consumer's Acquire load of `seq` sees the words.

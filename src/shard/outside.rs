@@ -34,11 +34,9 @@ use std::cell::Cell;
 /// The most plain records a thread pushes between two open ones while appends keep failing.
 pub(crate) const MAX_SKIP: u8 = 64;
 
-/// The open record this thread pushed last, if it is the last record it pushed.
+/// The open record this thread pushed last (valid while [`LAST_LANE`] is not 0).
 #[derive(Clone, Copy)]
 pub(crate) struct Last {
-    /// The id of the lane ([`ShardShared::lane_id`](super::ShardShared)).
-    lane: u64,
     slot: u32,
     generation: u32,
     /// The user vtable of the actor type: with slot and generation, names the actor and so
@@ -46,6 +44,15 @@ pub(crate) struct Last {
     vt: *const EnvelopeVTable,
     /// The record, as this thread last saw it.
     pub(crate) record: OpenRecord,
+}
+
+impl Last {
+    const NONE: Last = Last {
+        slot: 0,
+        generation: 0,
+        vt: std::ptr::null(),
+        record: OpenRecord::NONE,
+    };
 }
 
 /// When this thread opens its next record.
@@ -58,35 +65,56 @@ struct Probe {
 }
 
 crate::sync::thread_local_cell! {
-    static LAST: Option<Last> = None;
+    /// The id of the lane ([`ShardShared::lane_id`](super::ShardShared)) of the open record in
+    /// [`LAST`], if the last record this thread pushed is that one; 0 otherwise (ids start at
+    /// 1). A word of its own, so that forgetting (every plain push) is one store.
+    static LAST_LANE: u64 = 0;
+}
+
+crate::sync::thread_local_cell! {
+    static LAST: Last = Last::NONE;
 }
 
 crate::sync::thread_local_cell! {
     static PROBE: Probe = Probe { skip: 0, backoff: 0 };
 }
 
-/// Takes the record this thread pushed last if it is open and for the actor `(slot,
-/// generation)` of vtable `vt` on lane `lane`: the caller may append to it, then hands it back
-/// with [`joined`]. Either way the thread forgets it (the caller pushes something next). An
-/// open record for another actor counts as a failed append: a thread that sends to several
-/// actors in turn (an outside fork-join) never finds one to join, and should stop opening them.
+/// How this thread sends its next message of an appendable type ([`plan`]).
+pub(crate) enum Plan {
+    /// Try to append it to this record, the last one the thread pushed, open, for the same
+    /// actor; the caller hands it back with [`joined`] (or pushes something, which forgets
+    /// it).
+    Join(Last),
+    /// Push it as an open record.
+    Open,
+    /// Push it as a record of its own.
+    Plain,
+}
+
+/// Plans this thread's send to the actor `(slot, generation)` of vtable `vt` on lane `lane`. An
+/// open record for another actor counts as a failed append and is forgotten: a thread that
+/// sends to several actors in turn (an outside fork-join) never finds one to join, and should
+/// stop opening them.
 #[inline]
-pub(crate) fn joinable(
-    lane: u64,
-    slot: u32,
-    generation: u32,
-    vt: &'static EnvelopeVTable,
-) -> Option<Last> {
-    let last = LAST.with(Cell::take)?;
-    if last.lane == lane
-        && last.slot == slot
-        && last.generation == generation
-        && std::ptr::eq(last.vt, vt)
-    {
-        return Some(last);
+pub(crate) fn plan(lane: u64, slot: u32, generation: u32, vt: &'static EnvelopeVTable) -> Plan {
+    let last_lane = LAST_LANE.with(Cell::get);
+    if last_lane != 0 {
+        let last = LAST.with(Cell::get);
+        if last_lane == lane
+            && last.slot == slot
+            && last.generation == generation
+            && std::ptr::eq(last.vt, vt)
+        {
+            return Plan::Join(last);
+        }
+        forget();
+        refused();
     }
-    refused();
-    None
+    if should_open() {
+        Plan::Open
+    } else {
+        Plan::Plain
+    }
 }
 
 /// An append to `last` succeeded: remember it (unless it is full, at `capacity` messages) and
@@ -94,7 +122,9 @@ pub(crate) fn joinable(
 #[inline]
 pub(crate) fn joined(last: Last, capacity: usize) {
     if last.record.count() < capacity {
-        LAST.with(|l| l.set(Some(last)));
+        LAST.with(|l| l.set(last));
+    } else {
+        forget();
     }
     PROBE.with(|p| {
         p.set(Probe {
@@ -143,21 +173,22 @@ pub(crate) fn opened(
     vt: &'static EnvelopeVTable,
     record: OpenRecord,
 ) {
+    debug_assert_ne!(lane, 0, "lane ids start at 1");
+    LAST_LANE.with(|l| l.set(lane));
     LAST.with(|l| {
-        l.set(Some(Last {
-            lane,
+        l.set(Last {
             slot,
             generation,
             vt,
             record,
-        }));
+        });
     });
 }
 
 /// This thread pushes another record: the last one may no longer be appended to.
 #[inline]
 pub(crate) fn forget() {
-    LAST.with(|l| l.set(None));
+    LAST_LANE.with(|l| l.set(0));
 }
 
 #[cfg(all(test, not(coreactor_loom)))]
