@@ -20,6 +20,7 @@ use crate::shard::{
 use crate::stats::ActorStats;
 use crate::sync::Arc;
 use crate::sync::atomic::Ordering;
+use std::any::TypeId;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
@@ -226,7 +227,13 @@ impl<A: Actor> Vt<A> {
         });
         match pushed {
             Ok(record) => {
-                outside::opened(shard.lane_id(), slot, generation, &Self::USER, record);
+                outside::opened(
+                    shard.lane_id(),
+                    slot,
+                    generation,
+                    TypeId::of::<A::Msg>(),
+                    record,
+                );
                 Ok(())
             }
             Err(_) => Err(msg.take().expect("not written")),
@@ -738,21 +745,27 @@ impl<A: Actor> Addr<A> {
                 self.shard.lane_id(),
                 self.slot,
                 self.generation,
-                &Vt::<A>::USER,
+                TypeId::of::<A::Msg>(),
             );
-            if let outside::Plan::Join(_) | outside::Plan::Open = plan {
-                let last = match plan {
-                    outside::Plan::Join(last) => Some(last),
-                    _ => None,
-                };
-                return Vt::<A>::tell_outside_appending(
-                    &self.shard,
-                    self.slot,
-                    self.generation,
-                    msg,
-                    last,
-                );
-            }
+            let last = match plan {
+                outside::Plan::Join(last) => Some(last),
+                outside::Plan::Open => None,
+                outside::Plan::Plain => {
+                    return Vt::<A>::tell_outside_plain(
+                        &self.shard,
+                        self.slot,
+                        self.generation,
+                        msg,
+                    );
+                }
+            };
+            return Vt::<A>::tell_outside_appending(
+                &self.shard,
+                self.slot,
+                self.generation,
+                msg,
+                last,
+            );
         }
         Vt::<A>::tell_outside_plain(&self.shard, self.slot, self.generation, msg)
     }

@@ -13,12 +13,14 @@
 //! It batches exactly when batching pays: the shard seals a record when it takes it, so an
 //! append succeeds only if the shard is behind. When it keeps up, an append fails, and both
 //! sides would pay for nothing: the failed compare-and-swap moves the record's line back to the
-//! sender, and the shard's seal is a read-modify-write on every open record. So each thread
-//! keeps a small [`Probe`] state: after an append failed (or its next message went to another
-//! actor, which no append can serve), its next sends take plain records
-//! for a while (1, 2, 4, ... up to [`MAX_SKIP`] sends) before it opens one again; a successful
-//! append makes it open every record again. A thread that never finds the shard behind pays one
-//! failed append and one seal per `MAX_SKIP + 1` messages.
+//! sender, and the shard's seal is a read-modify-write on every open record (but a full one,
+//! which the append that filled it closed). So each thread keeps a small [`Probe`] state:
+//! after an append failed (or its next message went to another actor, which no append can
+//! serve), its next sends take plain records for a while (1, 2, 4, ... up to [`MAX_SKIP`]
+//! sends) before it opens one again; a successful append makes it open every record again. A
+//! thread that never finds the shard behind pays one failed append and one seal per
+//! `MAX_SKIP + 1` messages. [`plan`] makes the choice from two thread-local words, so that a
+//! plain push costs a sender a few instructions more than before open records existed.
 //!
 //! Order: a thread's messages to an actor stay in order because a thread appends only to the
 //! record it pushed *last*, into any lane: every other push from the thread forgets it
@@ -27,8 +29,8 @@
 //! The record remembered is named by the lane's id, not its address: an address may be reused
 //! by a later runtime's lane after this one is freed, an id never is.
 
-use super::EnvelopeVTable;
 use crate::mailbox::inject::OpenRecord;
+use std::any::TypeId;
 use std::cell::Cell;
 
 /// The most plain records a thread pushes between two open ones while appends keep failing.
@@ -39,9 +41,11 @@ pub(crate) const MAX_SKIP: u8 = 64;
 pub(crate) struct Last {
     slot: u32,
     generation: u32,
-    /// The user vtable of the actor type: with slot and generation, names the actor and so
-    /// the message type of the record.
-    vt: *const EnvelopeVTable,
+    /// The type of the record's messages. Slot and generation name the actor, and so its
+    /// message type; checked anyway, since an append of another type would be read as this one.
+    /// (Not the vtable's address: a `const` vtable referenced from two places may have two
+    /// addresses, and in a release build the check then never matched, session 15.)
+    msg_type: Option<TypeId>,
     /// The record, as this thread last saw it.
     pub(crate) record: OpenRecord,
 }
@@ -50,7 +54,7 @@ impl Last {
     const NONE: Last = Last {
         slot: 0,
         generation: 0,
-        vt: std::ptr::null(),
+        msg_type: None,
         record: OpenRecord::NONE,
     };
 }
@@ -91,19 +95,20 @@ pub(crate) enum Plan {
     Plain,
 }
 
-/// Plans this thread's send to the actor `(slot, generation)` of vtable `vt` on lane `lane`. An
+/// Plans this thread's send of a message of type `msg_type` to the actor `(slot, generation)`
+/// on lane `lane`. An
 /// open record for another actor counts as a failed append and is forgotten: a thread that
 /// sends to several actors in turn (an outside fork-join) never finds one to join, and should
 /// stop opening them.
 #[inline]
-pub(crate) fn plan(lane: u64, slot: u32, generation: u32, vt: &'static EnvelopeVTable) -> Plan {
+pub(crate) fn plan(lane: u64, slot: u32, generation: u32, msg_type: TypeId) -> Plan {
     let last_lane = LAST_LANE.with(Cell::get);
     if last_lane != 0 {
         let last = LAST.with(Cell::get);
         if last_lane == lane
             && last.slot == slot
             && last.generation == generation
-            && std::ptr::eq(last.vt, vt)
+            && last.msg_type == Some(msg_type)
         {
             return Plan::Join(last);
         }
@@ -163,23 +168,17 @@ pub(crate) fn should_open() -> bool {
     })
 }
 
-/// This thread pushed `record`, open, for the actor `(slot, generation)` of vtable `vt` on lane
-/// `lane`: its next message to that actor may join it.
+/// This thread pushed `record`, open, holding messages of type `msg_type` for the actor
+/// `(slot, generation)` on lane `lane`: its next message to that actor may join it.
 #[inline]
-pub(crate) fn opened(
-    lane: u64,
-    slot: u32,
-    generation: u32,
-    vt: &'static EnvelopeVTable,
-    record: OpenRecord,
-) {
+pub(crate) fn opened(lane: u64, slot: u32, generation: u32, msg_type: TypeId, record: OpenRecord) {
     debug_assert_ne!(lane, 0, "lane ids start at 1");
     LAST_LANE.with(|l| l.set(lane));
     LAST.with(|l| {
         l.set(Last {
             slot,
             generation,
-            vt,
+            msg_type: Some(msg_type),
             record,
         });
     });
@@ -193,7 +192,38 @@ pub(crate) fn forget() {
 
 #[cfg(all(test, not(coreactor_loom)))]
 mod tests {
-    use super::{MAX_SKIP, refused, should_open};
+    use super::{MAX_SKIP, Plan, forget, opened, plan, refused, should_open};
+    use crate::mailbox::inject::OpenRecord;
+    use std::any::TypeId;
+
+    /// A thread's next message joins the record it opened only if it goes to the same actor
+    /// (lane, slot, generation) with the same message type, and only until it pushes anything
+    /// else.
+    #[test]
+    fn only_the_same_actor_and_type_join_the_last_record() {
+        let ty = TypeId::of::<u64>();
+        opened(7, 1, 2, ty, OpenRecord::NONE);
+        assert!(matches!(plan(7, 1, 2, ty), Plan::Join(_)));
+        for (lane, slot, generation, t) in [
+            (8, 1, 2, ty),
+            (7, 9, 2, ty),
+            (7, 1, 9, ty),
+            (7, 1, 2, TypeId::of::<u32>()),
+        ] {
+            opened(7, 1, 2, ty, OpenRecord::NONE);
+            assert!(
+                !matches!(plan(lane, slot, generation, t), Plan::Join(_)),
+                "({lane}, {slot}, {generation}) joined"
+            );
+            assert!(
+                !matches!(plan(7, 1, 2, ty), Plan::Join(_)),
+                "a mismatch forgets the record"
+            );
+        }
+        opened(7, 1, 2, ty, OpenRecord::NONE);
+        forget();
+        assert!(!matches!(plan(7, 1, 2, ty), Plan::Join(_)), "forgotten");
+    }
 
     /// After failed appends, a thread opens records ever more rarely, up to one in
     /// `MAX_SKIP + 1`; a success (`joined`) would reset it.
