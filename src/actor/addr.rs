@@ -181,44 +181,60 @@ impl<A: Actor> Vt<A> {
     }
 
     /// An outside thread's send of an admitted message of an [`APPENDABLE`](Self::APPENDABLE)
-    /// type into the bounded lane of `shard`, once `shard::outside` planned a join or an open
-    /// record (out of line: the plain push, the plan of a thread that sends to many actors in
-    /// turn, stays inline in `send_admitted`). Appended to `last`, the open record this thread
-    /// pushed last to the same actor, if given and the shard has not taken it; else pushed,
-    /// open, or plain if the probing says so after a failed append. Gives `msg` back if the
-    /// lane is full.
-    #[inline(never)]
-    fn tell_outside_appending(
+    /// type into the bounded lane of `shard`: appended to the open record this thread pushed
+    /// last, if `shard::outside` found it to be for the same actor and the shard has not taken
+    /// it; else pushed, open or plain as the outside probing says. Gives `msg` back if the lane
+    /// is full.
+    #[inline]
+    fn tell_outside_appendable(
         shard: &ShardShared,
         slot: u32,
         generation: u32,
         msg: A::Msg,
-        last: Option<outside::Last>,
+    ) -> Result<(), A::Msg> {
+        let plan = outside::plan(shard.lane_id(), slot, generation, TypeId::of::<A::Msg>());
+        match plan {
+            outside::Plan::Join(mut record) => {
+                let mut msg = Some(msg);
+                let appended = shard
+                    .inject
+                    .append(&mut record, Self::OPEN_CAPACITY, |words, i| {
+                        // SAFETY: `i` is the record's count, below `OPEN_CAPACITY` (the append
+                        // checks it), and `A::Msg` is at most 8-aligned (`BATCHED`): the place
+                        // is inside the record's bytes and aligned; the append reserved it for
+                        // this thread.
+                        unsafe {
+                            open_message::<A::Msg>(words, i).write(msg.take().expect("once"));
+                        }
+                    });
+                if appended.is_ok() {
+                    outside::joined(record, Self::OPEN_CAPACITY);
+                    return Ok(());
+                }
+                let msg = msg.take().expect("not appended");
+                outside::refused();
+                if outside::should_open() {
+                    Self::tell_outside_open(shard, slot, generation, msg)
+                } else {
+                    Self::tell_outside_plain(shard, slot, generation, msg)
+                }
+            }
+            outside::Plan::Open => Self::tell_outside_open(shard, slot, generation, msg),
+            outside::Plan::Plain => Self::tell_outside_plain(shard, slot, generation, msg),
+        }
+    }
+
+    /// An outside thread's push of an admitted message as an open record (out of line: the
+    /// plain push and the append, the paths of a thread sending to many actors in turn and of
+    /// a flood, stay inline). Gives `msg` back if the lane is full.
+    #[inline(never)]
+    fn tell_outside_open(
+        shard: &ShardShared,
+        slot: u32,
+        generation: u32,
+        msg: A::Msg,
     ) -> Result<(), A::Msg> {
         let mut msg = Some(msg);
-        if let Some(mut last) = last {
-            let appended =
-                shard
-                    .inject
-                    .append(&mut last.record, Self::OPEN_CAPACITY, |words, i| {
-                        // SAFETY: `i` is the record's count, below `OPEN_CAPACITY` (the append
-                        // checks it), and `A::Msg` is at most 8-aligned (`BATCHED`): the place is
-                        // inside the record's bytes and aligned; the append reserved it for this
-                        // thread.
-                        unsafe {
-                            open_message::<A::Msg>(words, i).write(msg.take().expect("once"))
-                        };
-                    });
-            if appended.is_ok() {
-                outside::joined(last, Self::OPEN_CAPACITY);
-                return Ok(());
-            }
-            outside::refused();
-            if !outside::should_open() {
-                let msg = msg.take().expect("not sent");
-                return Self::tell_outside_plain(shard, slot, generation, msg);
-            }
-        }
         let pushed = shard.try_inject_outside_open(|words| {
             write_open_header(words, &Self::USER, slot, generation);
             // SAFETY: message 0 of an open record: inside its bytes, since at least two fit
@@ -741,31 +757,7 @@ impl<A: Actor> Addr<A> {
             return Ok(());
         }
         if Vt::<A>::APPENDABLE && self.shard.takes_open_records() {
-            let plan = outside::plan(
-                self.shard.lane_id(),
-                self.slot,
-                self.generation,
-                TypeId::of::<A::Msg>(),
-            );
-            let last = match plan {
-                outside::Plan::Join(last) => Some(last),
-                outside::Plan::Open => None,
-                outside::Plan::Plain => {
-                    return Vt::<A>::tell_outside_plain(
-                        &self.shard,
-                        self.slot,
-                        self.generation,
-                        msg,
-                    );
-                }
-            };
-            return Vt::<A>::tell_outside_appending(
-                &self.shard,
-                self.slot,
-                self.generation,
-                msg,
-                last,
-            );
+            return Vt::<A>::tell_outside_appendable(&self.shard, self.slot, self.generation, msg);
         }
         Vt::<A>::tell_outside_plain(&self.shard, self.slot, self.generation, msg)
     }

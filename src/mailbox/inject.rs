@@ -346,7 +346,7 @@ impl<T: LaneRecord> BoundedInject<T> {
     /// Adds one value to `record`, an open record this thread pushed, unless the consumer has
     /// taken it: `write` then writes value number `record.count()` (counting from 0) into the
     /// record's cell, and the count grows by one. The record holds at most `capacity` values
-    /// (at most [`MAX_OPEN_VALUES`]): the append that fills it also closes it, so that the
+    /// (`capacity <= MAX_OPEN_VALUES`): the append that fills it also closes it, so that the
     /// consumer takes it without a read-modify-write. Gives `write` back, uncalled, if the
     /// record was taken or is full.
     ///
@@ -359,7 +359,8 @@ impl<T: LaneRecord> BoundedInject<T> {
         capacity: usize,
         write: W,
     ) -> Result<(), W> {
-        if record.count >= capacity.min(MAX_OPEN_VALUES) {
+        debug_assert!(capacity <= MAX_OPEN_VALUES);
+        if record.count >= capacity {
             return Err(write);
         }
         let cell = self.cell(record.pos);
@@ -380,7 +381,7 @@ impl<T: LaneRecord> BoundedInject<T> {
             write(unsafe { &mut *words }, record.count);
         });
         record.count += 1;
-        let full = record.count >= capacity.min(MAX_OPEN_VALUES);
+        let full = record.count >= capacity;
         let commit = open_word(record.pos, record.count) | if full { SEALED } else { 0 };
         // Release: the consumer's Acquire seal or load, which reads this word or a later one,
         // sees the value written above.

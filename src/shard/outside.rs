@@ -36,31 +36,20 @@ use std::cell::Cell;
 /// The most plain records a thread pushes between two open ones while appends keep failing.
 pub(crate) const MAX_SKIP: u8 = 64;
 
-/// The open record this thread pushed last (valid while [`LAST_LANE`] is not 0).
+/// Whom the open record this thread pushed last is for (valid while [`LAST_LANE`] is not 0).
 #[derive(Clone, Copy)]
-pub(crate) struct Last {
-    slot: u32,
-    generation: u32,
-    /// The type of the record's messages. Slot and generation name the actor, and so its
-    /// message type; checked anyway, since an append of another type would be read as this one.
-    /// (Not the vtable's address: a `const` vtable referenced from two places may have two
-    /// addresses, and in a release build the check then never matched, session 15.)
+struct LastFor {
+    /// `slot | generation << 32`: the actor.
+    dest: u64,
+    /// The type of the record's messages. The actor names its message type; checked anyway,
+    /// since an append of another type would be read as this one. (Not the vtable's address:
+    /// a `const` vtable referenced from two places may have two addresses, and in a release
+    /// build the check then never matched, session 15.)
     msg_type: Option<TypeId>,
-    /// The record, as this thread last saw it.
-    pub(crate) record: OpenRecord,
-}
-
-impl Last {
-    const NONE: Last = Last {
-        slot: 0,
-        generation: 0,
-        msg_type: None,
-        record: OpenRecord::NONE,
-    };
 }
 
 /// When this thread opens its next record.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Probe {
     /// Plain records to push before the next open one.
     skip: u8,
@@ -68,49 +57,69 @@ struct Probe {
     backoff: u8,
 }
 
+impl Probe {
+    /// Every record open, every failed append a surprise.
+    const EAGER: Probe = Probe {
+        skip: 0,
+        backoff: 0,
+    };
+}
+
 crate::sync::thread_local_cell! {
     /// The id of the lane ([`ShardShared::lane_id`](super::ShardShared)) of the open record in
-    /// [`LAST`], if the last record this thread pushed is that one; 0 otherwise (ids start at
-    /// 1). A word of its own, so that forgetting (every plain push) is one store.
+    /// [`LAST_RECORD`], if the last record this thread pushed is that one; 0 otherwise (ids
+    /// start at 1). A word of its own, so that forgetting (every plain push) is one store.
     static LAST_LANE: u64 = 0;
 }
 
 crate::sync::thread_local_cell! {
-    static LAST: Last = Last::NONE;
+    static LAST_FOR: LastFor = LastFor {
+        dest: 0,
+        msg_type: None,
+    };
 }
 
 crate::sync::thread_local_cell! {
-    static PROBE: Probe = Probe { skip: 0, backoff: 0 };
+    /// The record, as this thread last saw it (only it appends, so its count is exact).
+    static LAST_RECORD: OpenRecord = OpenRecord::NONE;
+}
+
+crate::sync::thread_local_cell! {
+    static PROBE: Probe = Probe::EAGER;
 }
 
 /// How this thread sends its next message of an appendable type ([`plan`]).
 pub(crate) enum Plan {
     /// Try to append it to this record, the last one the thread pushed, open, for the same
-    /// actor; the caller hands it back with [`joined`] (or pushes something, which forgets
-    /// it).
-    Join(Last),
+    /// actor; after a successful append the caller hands it back with [`joined`], after a
+    /// failed one it calls [`refused`].
+    Join(OpenRecord),
     /// Push it as an open record.
     Open,
     /// Push it as a record of its own.
     Plain,
 }
 
+/// `slot | generation << 32`.
+#[inline]
+fn dest(slot: u32, generation: u32) -> u64 {
+    u64::from(slot) | (u64::from(generation) << 32)
+}
+
 /// Plans this thread's send of a message of type `msg_type` to the actor `(slot, generation)`
-/// on lane `lane`. An
-/// open record for another actor counts as a failed append and is forgotten: a thread that
-/// sends to several actors in turn (an outside fork-join) never finds one to join, and should
-/// stop opening them.
+/// on lane `lane`. An open record for another actor counts as a failed append and is
+/// forgotten: a thread that sends to several actors in turn (an outside fork-join) never finds
+/// one to join, and should stop opening them.
 #[inline]
 pub(crate) fn plan(lane: u64, slot: u32, generation: u32, msg_type: TypeId) -> Plan {
     let last_lane = LAST_LANE.with(Cell::get);
     if last_lane != 0 {
-        let last = LAST.with(Cell::get);
+        let last = LAST_FOR.with(Cell::get);
         if last_lane == lane
-            && last.slot == slot
-            && last.generation == generation
+            && last.dest == dest(slot, generation)
             && last.msg_type == Some(msg_type)
         {
-            return Plan::Join(last);
+            return Plan::Join(LAST_RECORD.with(Cell::get));
         }
         forget();
         refused();
@@ -122,20 +131,19 @@ pub(crate) fn plan(lane: u64, slot: u32, generation: u32, msg_type: TypeId) -> P
     }
 }
 
-/// An append to `last` succeeded: remember it (unless it is full, at `capacity` messages) and
-/// open every record again.
+/// An append to `record` succeeded: remember it (unless it is full, at `capacity` messages)
+/// and open every record again.
 #[inline]
-pub(crate) fn joined(last: Last, capacity: usize) {
-    if last.record.count() < capacity {
-        LAST.with(|l| l.set(last));
+pub(crate) fn joined(record: OpenRecord, capacity: usize) {
+    if record.count() < capacity {
+        LAST_RECORD.with(|l| l.set(record));
     } else {
         forget();
     }
     PROBE.with(|p| {
-        p.set(Probe {
-            skip: 0,
-            backoff: 0,
-        })
+        if p.get() != Probe::EAGER {
+            p.set(Probe::EAGER);
+        }
     });
 }
 
@@ -174,14 +182,13 @@ pub(crate) fn should_open() -> bool {
 pub(crate) fn opened(lane: u64, slot: u32, generation: u32, msg_type: TypeId, record: OpenRecord) {
     debug_assert_ne!(lane, 0, "lane ids start at 1");
     LAST_LANE.with(|l| l.set(lane));
-    LAST.with(|l| {
-        l.set(Last {
-            slot,
-            generation,
+    LAST_FOR.with(|l| {
+        l.set(LastFor {
+            dest: dest(slot, generation),
             msg_type: Some(msg_type),
-            record,
         });
     });
+    LAST_RECORD.with(|l| l.set(record));
 }
 
 /// This thread pushes another record: the last one may no longer be appended to.
