@@ -55,7 +55,8 @@ counters! {
     batched => bump_batched,
     /// Envelopes that found their ring full and waited in the ordered overflow buffer.
     ring_overflow => bump_ring_overflow,
-    /// Messages received from threads outside the runtime.
+    /// Envelopes received from threads outside the runtime, each message of an open record
+    /// (one that later messages joined, see `appended`) counted as one.
     injected,
     /// Of those, messages that joined the lane record their sender had pushed just before to
     /// the same actor, while it still waited for this shard to take it (`Actor::Msg` types of

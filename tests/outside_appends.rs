@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{Gate, SHARD_COUNTS, join, wait_until};
+use common::{Gate, GateGuard, SHARD_COUNTS, join, wait_until};
 use coreactor::{Actor, Addr, Context, Runtime, SendError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -110,13 +110,6 @@ fn send(sink: &Addr<Sink>, producer: u64, from: u64, to: u64, token: &Arc<()>) -
     refused
 }
 
-/// Sends item 0, which the sink's shard takes and holds at the gate, so that the rest of a
-/// flood waits in the lane.
-fn hold_the_sink(sink: &Addr<Sink>, gate: &Gate, token: &Arc<()>) {
-    assert_eq!(send(sink, 0, 0, 1, token), 0);
-    gate.wait_entered(1);
-}
-
 fn assert_no_payload_left(token: &Arc<()>, shards: usize) {
     assert_eq!(
         Arc::strong_count(token),
@@ -125,36 +118,80 @@ fn assert_no_payload_left(token: &Arc<()>, shards: usize) {
     );
 }
 
+/// A runtime of `shards` shards for floods of `n` items and a one-producer sink on shard `on`,
+/// which item 0 holds at its gate: what the producer sends next waits in the lane.
+struct Held {
+    rt: Runtime,
+    sink: Addr<Sink>,
+    gate: Arc<Gate>,
+    _open: GateGuard,
+    token: Arc<()>,
+    dead: Arc<AtomicU64>,
+    seen: Arc<Seen>,
+}
+
+impl Held {
+    fn new(shards: usize, n: u64, on: usize, stop_after: Option<u64>) -> Held {
+        let (token, dead, seen) = (Arc::new(()), Arc::new(AtomicU64::new(0)), Arc::default());
+        let rt = runtime(shards, n, &dead);
+        let gate = Gate::new();
+        let open = gate.open_on_drop();
+        let sink = rt
+            .spawn_on(on, Sink::new(1, stop_after, &gate, &seen))
+            .expect("spawn");
+        assert_eq!(send(&sink, 0, 0, 1, &token), 0);
+        gate.wait_entered(1);
+        Held {
+            rt,
+            sink,
+            gate,
+            _open: open,
+            token,
+            dead,
+            seen,
+        }
+    }
+
+    /// Items handled and dead letters.
+    fn accounted(&self) -> u64 {
+        self.seen.handled() + self.dead.load(Ordering::Relaxed)
+    }
+
+    fn assert_in_order(&self, shards: usize) {
+        assert_eq!(
+            self.seen.out_of_order.load(Ordering::Relaxed),
+            0,
+            "{shards} shards"
+        );
+    }
+}
+
 #[test]
 fn an_outside_flood_shares_cells_and_arrives_whole_and_in_order() {
     for shards in SHARD_COUNTS {
         let n = 1_001;
-        let (token, dead, seen) = (Arc::new(()), Arc::new(AtomicU64::new(0)), Arc::default());
-        let rt = runtime(shards, n, &dead);
-        let gate = Gate::new();
-        let _open = gate.open_on_drop();
-        let sink = rt
-            .spawn_on(shards - 1, Sink::new(1, None, &gate, &seen))
-            .expect("spawn");
-        hold_the_sink(&sink, &gate, &token);
-        let before = rt.shard_stats()[shards - 1].clone();
+        let h = Held::new(shards, n, shards - 1, None);
+        let before = h.rt.shard_stats()[shards - 1].clone();
         // Item 1 finds item 0's record taken and opens a new one; each later odd item opens
         // one more, which the next even item joins (two 16-byte items per record).
-        assert_eq!(send(&sink, 0, 1, n, &token), 0);
-        gate.open();
-        wait_until("the sink handled the flood", || seen.handled() == n);
-        assert_eq!(
-            seen.out_of_order.load(Ordering::Relaxed),
-            0,
-            "{shards} shards"
-        );
-        let after = &rt.shard_stats()[shards - 1];
+        assert_eq!(send(&h.sink, 0, 1, n, &h.token), 0);
+        h.gate.open();
+        wait_until("the sink handled the flood", || h.seen.handled() == n);
+        h.assert_in_order(shards);
+        let after = &h.rt.shard_stats()[shards - 1];
         assert_eq!(after.injected - before.injected, n - 1, "{shards} shards");
         assert_eq!(
             after.appended - before.appended,
             (n - 1) / 2,
             "{shards} shards"
         );
+        let Held {
+            rt,
+            sink,
+            token,
+            dead,
+            ..
+        } = h;
         rt.shutdown().expect("shutdown");
         assert_eq!(dead.load(Ordering::Relaxed), 0, "{shards} shards");
         drop(sink);
@@ -248,30 +285,20 @@ fn two_outside_producers_keep_their_own_order() {
 fn items_in_shared_records_for_a_stopped_actor_are_each_dead_letters() {
     for shards in SHARD_COUNTS {
         let (n, stop_after) = (1_001, 10);
-        let (token, dead, seen) = (Arc::new(()), Arc::new(AtomicU64::new(0)), Arc::default());
-        let rt = runtime(shards, n, &dead);
-        let gate = Gate::new();
-        let _open = gate.open_on_drop();
-        let sink = rt
-            .spawn_on(0, Sink::new(1, Some(stop_after), &gate, &seen))
-            .expect("spawn");
-        hold_the_sink(&sink, &gate, &token);
-        let refused = send(&sink, 0, 1, n, &token);
+        let h = Held::new(shards, n, 0, Some(stop_after));
+        let refused = send(&h.sink, 0, 1, n, &h.token);
         assert_eq!(refused, 0, "{shards} shards: the sink is alive while held");
-        gate.open();
-        wait_until("every item accounted for", || {
-            seen.handled() + dead.load(Ordering::Relaxed) == n
-        });
-        assert_eq!(seen.handled(), stop_after, "{shards} shards");
-        assert_eq!(
-            seen.out_of_order.load(Ordering::Relaxed),
-            0,
-            "{shards} shards"
-        );
+        h.gate.open();
+        wait_until("every item accounted for", || h.accounted() == n);
+        assert_eq!(h.seen.handled(), stop_after, "{shards} shards");
+        h.assert_in_order(shards);
         assert!(
-            rt.shard_stats()[0].appended > 0,
+            h.rt.shard_stats()[0].appended > 0,
             "{shards} shards: no record was shared"
         );
+        let Held {
+            rt, sink, token, ..
+        } = h;
         rt.shutdown().expect("shutdown");
         drop(sink);
         assert_no_payload_left(&token, shards);
@@ -284,22 +311,24 @@ fn items_in_shared_records_for_a_stopped_actor_are_each_dead_letters() {
 fn shared_records_left_at_shutdown_drop_every_payload_once() {
     for shards in SHARD_COUNTS {
         let n = 1_001;
-        let (token, dead, seen) = (Arc::new(()), Arc::new(AtomicU64::new(0)), Arc::default());
-        let rt = runtime(shards, n, &dead);
-        let gate = Gate::new();
-        let _open = gate.open_on_drop();
-        let sink = rt
-            .spawn_on(0, Sink::new(1, None, &gate, &seen))
-            .expect("spawn");
-        hold_the_sink(&sink, &gate, &token);
-        assert_eq!(send(&sink, 0, 1, n, &token), 0);
+        let h = Held::new(shards, n, 0, None);
+        assert_eq!(send(&h.sink, 0, 1, n, &h.token), 0);
+        let Held {
+            rt,
+            sink,
+            gate,
+            _open,
+            token,
+            dead,
+            seen,
+        } = h;
         let stopper = std::thread::spawn(move || rt.shutdown());
         gate.open();
         join("shutdown", stopper).expect("shutdown");
         drop(sink);
+        let accounted = seen.handled() + dead.load(Ordering::Relaxed);
         assert_eq!(
-            seen.handled() + dead.load(Ordering::Relaxed),
-            n,
+            accounted, n,
             "{shards} shards: an item was neither handled nor a dead letter"
         );
         assert_eq!(

@@ -155,7 +155,8 @@ impl<A: Actor> Vt<A> {
     /// # Safety
     ///
     /// `shard::envelope::GatherFn`'s: an open record of `A::Msg`s written by
-    /// [`tell_outside_appending`](Self::tell_outside_appending), holding `count` of them.
+    /// [`tell_outside_open`](Self::tell_outside_open) and the appends of
+    /// [`tell_outside_appendable`](Self::tell_outside_appendable), holding `count` of them.
     unsafe fn gather(words: &CellWords, count: usize) -> Envelope {
         debug_assert!((1..=Self::OPEN_CAPACITY).contains(&count));
         let (slot, generation) = open_destination(words);

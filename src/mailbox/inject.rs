@@ -24,10 +24,12 @@
 //!   own state instead of the record's meta: how many values it holds, a tag naming its
 //!   position (so that a word of a later lap is never mistaken for it), `WRITING` while an
 //!   append is between its reservation and its commit, and `SEALED` once the consumer took
-//!   it. Both sides change that word only by compare-and-swap, so an append either lands
-//!   before the consumer's seal, which then sees it (Release commit, Acquire seal), or fails
-//!   and writes nothing. A consumer that finds `WRITING` waits for the commit: the append
-//!   between the two is a few stores, as a push between its claim and its publication is.
+//!   it (or once the append that filled it closed it). An append reserves with a
+//!   compare-and-swap and commits with a Release store; the consumer seals with a
+//!   compare-and-swap (a filled record with an Acquire load). So an append either lands
+//!   before the consumer's seal, which then sees it, or fails and writes nothing. A consumer
+//!   that finds `WRITING` waits for the commit: the append between the two is a few stores,
+//!   as a push between its claim and its publication is.
 //! * [`InjectQueue`], for shard threads of *another* runtime (a cross-runtime send must never
 //!   block a shard): unbounded, `crossbeam_queue::SegQueue` (MPMC; the shard is the only
 //!   regular consumer, and after shutdown a late pusher may drain it too). It allocates a block
@@ -328,8 +330,9 @@ impl<T: LaneRecord> BoundedInject<T> {
     /// may add values to it with [`append`](Self::append) until the consumer takes it. Gives
     /// `write` back, uncalled, if the cell still holds a value not yet taken.
     ///
-    /// The consumer reads the record with [`LaneRecord::read_open`], which must understand
-    /// what `write` and the appends wrote.
+    /// The consumer reads the record with [`LaneRecord::read`] (its meta word then says how
+    /// many values it holds, see [`open_values`]), which must understand what `write` and the
+    /// appends wrote.
     pub fn push_open<W: FnOnce(&mut CellWords)>(&self, write: W) -> Result<OpenRecord, W> {
         let Some((pos, first, _)) = self.claim(false) else {
             return Err(write);
