@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Gate, join, wait_until};
+use common::{Gate, assert_no_payload_left, join, wait_until};
 use coreactor::{Actor, Addr, Context, Reply, Runtime};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,15 +47,6 @@ impl Seen {
         let wrong = self.out_of_order.load(Ordering::Relaxed);
         assert_eq!(wrong, 0, "{shards} shards: {wrong} items out of order");
     }
-}
-
-/// Every payload was dropped, once: only the test's own token is left.
-fn assert_no_payload_left(token: &Arc<()>, shards: usize) {
-    assert_eq!(
-        Arc::strong_count(token),
-        1,
-        "{shards} shards: a payload leaked"
-    );
 }
 
 /// Checks the order of the items; stops itself after `stop_after` of them, if set; holds its

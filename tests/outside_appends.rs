@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{Gate, GateGuard, SHARD_COUNTS, join, wait_until};
+use common::{Gate, GateGuard, SHARD_COUNTS, assert_no_payload_left, join, wait_until};
 use coreactor::{Actor, Addr, Context, Runtime, SendError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,14 +108,6 @@ fn send(sink: &Addr<Sink>, producer: u64, from: u64, to: u64, token: &Arc<()>) -
         }
     }
     refused
-}
-
-fn assert_no_payload_left(token: &Arc<()>, shards: usize) {
-    assert_eq!(
-        Arc::strong_count(token),
-        1,
-        "{shards} shards: a payload leaked"
-    );
 }
 
 /// A runtime of `shards` shards for floods of `n` items and a one-producer sink on shard `on`,

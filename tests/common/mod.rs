@@ -267,3 +267,13 @@ impl Actor for Sink {
         }
     }
 }
+
+/// Every payload of a test's messages was dropped, once: each holds a clone of `token`, so only
+/// the test's own is left.
+pub fn assert_no_payload_left(token: &Arc<()>, shards: usize) {
+    assert_eq!(
+        Arc::strong_count(token),
+        1,
+        "{shards} shards: a payload leaked"
+    );
+}
