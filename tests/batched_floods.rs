@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Gate, assert_no_payload_left, join, wait_until};
+use common::{Gate, assert_no_payload_left, flood_builder, join, wait_until};
 use coreactor::{Actor, Addr, Context, Reply, Runtime};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,17 +103,7 @@ impl Actor for Flooder {
 /// A runtime of `shards` shards whose mailboxes hold a whole flood of `n`, counting its dead
 /// letters in `dead`.
 fn runtime(shards: usize, n: u64, dead: &Arc<AtomicU64>) -> Runtime {
-    builder(shards, n, dead).build().expect("runtime")
-}
-
-fn builder(shards: usize, n: u64, dead: &Arc<AtomicU64>) -> coreactor::Builder {
-    let dead = Arc::clone(dead);
-    Runtime::builder()
-        .shards(shards)
-        .mailbox_capacity(n as usize + 64)
-        .on_dead_letter(move |_| {
-            dead.fetch_add(1, Ordering::Relaxed);
-        })
+    flood_builder(shards, n, dead).build().expect("runtime")
 }
 
 /// A sink on the last shard and a flooder on shard 0.
@@ -234,7 +224,7 @@ fn batches_left_in_overflow_at_shutdown_are_dead_letters_one_by_one() {
         let n = 10_000;
         let (token, dead) = (Arc::new(()), Arc::new(AtomicU64::new(0)));
         // A 64-slot ring: most of the flood waits in the sender's overflow, in batches.
-        let rt = builder(shards, n, &dead)
+        let rt = flood_builder(shards, n, &dead)
             .ring_capacity(64)
             .build()
             .expect("runtime");

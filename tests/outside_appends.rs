@@ -13,7 +13,9 @@
 
 mod common;
 
-use common::{Gate, GateGuard, SHARD_COUNTS, assert_no_payload_left, join, wait_until};
+use common::{
+    Gate, GateGuard, SHARD_COUNTS, assert_no_payload_left, flood_builder, join, wait_until,
+};
 use coreactor::{Actor, Addr, Context, Runtime, SendError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,15 +84,7 @@ impl Actor for Sink {
 /// A runtime of `shards` shards whose mailboxes hold `n` messages, counting dead letters in
 /// `dead`.
 fn runtime(shards: usize, n: u64, dead: &Arc<AtomicU64>) -> Runtime {
-    let dead = Arc::clone(dead);
-    Runtime::builder()
-        .shards(shards)
-        .mailbox_capacity(n as usize + 64)
-        .on_dead_letter(move |_| {
-            dead.fetch_add(1, Ordering::Relaxed);
-        })
-        .build()
-        .expect("runtime")
+    flood_builder(shards, n, dead).build().expect("runtime")
 }
 
 /// Sends items `from..to` of `producer`; returns how many `tell` refused.
@@ -149,6 +143,22 @@ impl Held {
         self.seen.handled() + self.dead.load(Ordering::Relaxed)
     }
 
+    /// Shuts the runtime down and checks that every payload was dropped once; returns the
+    /// dead letters.
+    fn shut_down(self, shards: usize) -> u64 {
+        let Held {
+            rt,
+            sink,
+            token,
+            dead,
+            ..
+        } = self;
+        rt.shutdown().expect("shutdown");
+        drop(sink);
+        assert_no_payload_left(&token, shards);
+        dead.load(Ordering::Relaxed)
+    }
+
     fn assert_in_order(&self, shards: usize) {
         assert_eq!(
             self.seen.out_of_order.load(Ordering::Relaxed),
@@ -177,17 +187,7 @@ fn an_outside_flood_shares_cells_and_arrives_whole_and_in_order() {
             (n - 1) / 2,
             "{shards} shards"
         );
-        let Held {
-            rt,
-            sink,
-            token,
-            dead,
-            ..
-        } = h;
-        rt.shutdown().expect("shutdown");
-        assert_eq!(dead.load(Ordering::Relaxed), 0, "{shards} shards");
-        drop(sink);
-        assert_no_payload_left(&token, shards);
+        assert_eq!(h.shut_down(shards), 0, "{shards} shards");
     }
 }
 
@@ -288,12 +288,7 @@ fn items_in_shared_records_for_a_stopped_actor_are_each_dead_letters() {
             h.rt.shard_stats()[0].appended > 0,
             "{shards} shards: no record was shared"
         );
-        let Held {
-            rt, sink, token, ..
-        } = h;
-        rt.shutdown().expect("shutdown");
-        drop(sink);
-        assert_no_payload_left(&token, shards);
+        h.shut_down(shards);
     }
 }
 

@@ -8,9 +8,7 @@ use crate::error::{AskError, SendError};
 use crate::mailbox::batch::Batch;
 use crate::mailbox::erased::{ErasedMsg, fits_inline};
 use crate::mailbox::inject::{CellWords, MAX_OPEN_VALUES};
-use crate::shard::envelope::{
-    OPEN_PAYLOAD_BYTES, open_destination, open_message, write_open_header,
-};
+use crate::shard::envelope::{OPEN_PAYLOAD_BYTES, open_message, read_header, write_header};
 use crate::shard::outside;
 use crate::shard::table::Admit;
 use crate::shard::{
@@ -159,7 +157,8 @@ impl<A: Actor> Vt<A> {
     /// [`tell_outside_appendable`](Self::tell_outside_appendable), holding `count` of them.
     unsafe fn gather(words: &CellWords, count: usize) -> Envelope {
         debug_assert!((1..=Self::OPEN_CAPACITY).contains(&count));
-        let (slot, generation) = open_destination(words);
+        // SAFETY: an open record starts with `write_header` (`tell_outside_open`).
+        let (_, slot, generation) = unsafe { read_header(words) };
         // SAFETY: message `i < count <= OPEN_CAPACITY` of the record lies inside its bytes
         // (`open_message`), written once by its push or an append; each is read once, here.
         let take = |i: usize| unsafe { open_message::<A::Msg>(words, i).read() };
@@ -237,7 +236,7 @@ impl<A: Actor> Vt<A> {
     ) -> Result<(), A::Msg> {
         let mut msg = Some(msg);
         let pushed = shard.try_inject_outside_open(|words| {
-            write_open_header(words, &Self::USER, slot, generation);
+            write_header(words, &Self::USER, slot, generation);
             // SAFETY: message 0 of an open record: inside its bytes, since at least two fit
             // (`APPENDABLE`), and aligned (`BATCHED`).
             unsafe { open_message::<A::Msg>(words, 0).write(msg.take().expect("once")) };

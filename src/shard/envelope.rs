@@ -29,7 +29,7 @@ pub(crate) type SplitFn = fn(Envelope, &mut dyn FnMut(Envelope));
 ///
 /// # Safety
 /// The cell holds an open record of this vtable's message type with `count` messages, written
-/// by [`write_open_header`] and [`open_message`] writes; each is read once.
+/// by [`write_header`] and [`open_message`] writes; each is read once.
 pub(crate) type GatherFn = unsafe fn(&CellWords, usize) -> Envelope;
 
 /// Per-type constant description of an envelope.
@@ -138,15 +138,12 @@ impl LaneRecord for Envelope {
         } = self;
         let (_info, storage) = msg.into_parts();
         let payload = storage.as_ptr().cast::<u64>();
+        write_header(first, vt, slot, generation);
         let first = first.as_mut_ptr().cast::<u64>();
         // SAFETY: `first` is a cell's 6 words and `payload` the 8 words of the storage; the
         // copies below stay inside both. Payload words the message does not use may be
         // uninitialised: they are copied as such, never read as values.
         unsafe {
-            first.write(std::ptr::from_ref(vt) as u64);
-            first
-                .add(1)
-                .write(u64::from(slot) | (u64::from(generation) << 32));
             first.add(2).write(stamp);
             std::ptr::copy_nonoverlapping(payload, first.add(HEADER_WORDS), FIRST_PAYLOAD_WORDS);
         }
@@ -169,19 +166,17 @@ impl LaneRecord for Envelope {
             // SAFETY: the caller's contract, for an open record.
             return unsafe { read_open(first, count) };
         }
+        // SAFETY: the caller guarantees the cells hold what `write` wrote with `meta`, which
+        // begins with `write_header`.
+        let (vt, slot, generation) = unsafe { read_header(first) };
         let first = first.as_ptr().cast::<u64>();
         let mut storage: Storage = std::mem::MaybeUninit::uninit();
         let payload = storage.as_mut_ptr().cast::<u64>();
-        // SAFETY: the caller guarantees the cells hold what `write` wrote with `meta`: the
-        // vtable's address from a `&'static EnvelopeVTable`, the destination, the stamp and the
-        // payload words, copied back within the bounds of both.
-        let (vt, dest, stamp) = unsafe {
+        // SAFETY: as above: the stamp and the payload words, copied back within the bounds of
+        // both.
+        let stamp = unsafe {
             std::ptr::copy_nonoverlapping(first.add(HEADER_WORDS), payload, FIRST_PAYLOAD_WORDS);
-            (
-                &*(first.read() as usize as *const EnvelopeVTable),
-                first.add(1).read(),
-                first.add(2).read(),
-            )
+            first.add(2).read()
         };
         if let Some(second) = second {
             // SAFETY: as above, the rest of the payload's words from the second cell.
@@ -198,8 +193,8 @@ impl LaneRecord for Envelope {
         // out with it: they make one message again, once.
         let msg = unsafe { ErasedMsg::from_parts(&*((meta & !1) as *const PayloadInfo), storage) };
         Envelope {
-            slot: dest as u32,
-            generation: (dest >> 32) as u32,
+            slot,
+            generation,
             stamp,
             msg,
             vt,
@@ -214,9 +209,9 @@ impl LaneRecord for Envelope {
 /// [`GatherFn`]'s: the cell holds an open record of `count` messages, read once.
 #[inline(never)]
 unsafe fn read_open(first: &CellWords, count: usize) -> Envelope {
-    // SAFETY: an open record starts with the vtable's address (`write_open_header`), of a
-    // `&'static EnvelopeVTable` whose `gather` reads this record's message type.
-    let vt = unsafe { &*(first.as_ptr().cast::<u64>().read() as usize as *const EnvelopeVTable) };
+    // SAFETY: an open record starts with `write_header`, whose vtable's `gather` reads this
+    // record's message type.
+    let (vt, _, _) = unsafe { read_header(first) };
     let gather = vt.gather.expect("an open record's vtable gathers");
     // SAFETY: the caller's contract is `GatherFn`'s.
     unsafe { gather(first, count) }
@@ -235,9 +230,10 @@ const OPEN_HEADER_WORDS: usize = 2;
 /// Bytes an open record holds its messages in.
 pub(crate) const OPEN_PAYLOAD_BYTES: usize = (CELL_WORDS - OPEN_HEADER_WORDS) * 8;
 
-/// Writes an open record's header: its vtable and its destination.
-#[inline]
-pub(crate) fn write_open_header(
+/// Writes words 0 and 1 of an envelope's lane record, whole or open: the vtable and the
+/// destination.
+#[inline(always)]
+pub(crate) fn write_header(
     words: &mut CellWords,
     vt: &'static EnvelopeVTable,
     slot: u32,
@@ -253,12 +249,23 @@ pub(crate) fn write_open_header(
     }
 }
 
-/// The destination `(slot, generation)` of an open record.
-#[inline]
-pub(crate) fn open_destination(words: &CellWords) -> (u32, u32) {
-    // SAFETY: word 1 of a cell, written by `write_open_header`.
-    let dest = unsafe { words.as_ptr().cast::<u64>().add(1).read() };
-    (dest as u32, (dest >> 32) as u32)
+/// The vtable and the destination `(slot, generation)` that [`write_header`] wrote.
+///
+/// # Safety
+/// `words` begins with what `write_header` wrote.
+#[inline(always)]
+pub(crate) unsafe fn read_header(words: &CellWords) -> (&'static EnvelopeVTable, u32, u32) {
+    let words = words.as_ptr().cast::<u64>();
+    // SAFETY: the caller's contract: word 0 is the address of a `&'static EnvelopeVTable`,
+    // word 1 the destination.
+    unsafe {
+        let dest = words.add(1).read();
+        (
+            &*(words.read() as usize as *const EnvelopeVTable),
+            dest as u32,
+            (dest >> 32) as u32,
+        )
+    }
 }
 
 /// Where message `i` of an open record of `M`s lives.

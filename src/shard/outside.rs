@@ -34,7 +34,7 @@ use std::any::TypeId;
 use std::cell::Cell;
 
 /// The most plain records a thread pushes between two open ones while appends keep failing.
-pub(crate) const MAX_SKIP: u8 = 64;
+const MAX_SKIP: u8 = 64;
 
 /// Whom the open record this thread pushed last is for (valid while [`LAST_LANE`] is not 0).
 #[derive(Clone, Copy)]

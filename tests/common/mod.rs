@@ -11,7 +11,7 @@ use coreactor::{Actor, Addr, Context, Reply, Runtime};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread::{JoinHandle, Thread};
@@ -276,4 +276,16 @@ pub fn assert_no_payload_left(token: &Arc<()>, shards: usize) {
         1,
         "{shards} shards: a payload leaked"
     );
+}
+
+/// A runtime builder of `shards` shards whose mailboxes hold a whole flood of `n` messages,
+/// counting its dead letters in `dead`.
+pub fn flood_builder(shards: usize, n: u64, dead: &Arc<AtomicU64>) -> coreactor::Builder {
+    let dead = Arc::clone(dead);
+    Runtime::builder()
+        .shards(shards)
+        .mailbox_capacity(n as usize + 64)
+        .on_dead_letter(move |_| {
+            dead.fetch_add(1, Ordering::Relaxed);
+        })
 }
