@@ -12,9 +12,9 @@
 
 use crate::common::actors::{PingMsg, Pinger, PongMsg, Ponger, RespMsg, Responder, must_tell};
 use crate::common::{new_hist, record, work_item};
-use crate::workload::{AskSession, Peer, Session, WAIT_TIMEOUT, signal, timed, wait_n};
+use crate::workload::{AskSession, Peer, Session, WAIT_TIMEOUT, signal, timed, wait, wait_n};
 use coreactor::{Actor, Addr, AskError, Context, Reply, Runtime};
-use crossbeam_channel::{Sender, unbounded};
+use crossbeam_channel::{Receiver, Sender, unbounded};
 use hdrhistogram::Histogram;
 use std::time::{Duration, Instant};
 
@@ -40,14 +40,16 @@ fn shutdown(rt: Runtime) {
 
 // ----- counting -------------------------------------------------------------------------------
 
+/// The counting pair's message: one byte, like every peer's (`Incr` or `Fence`).
 enum CounterMsg {
     Incr,
-    Fence(Reply<u64>),
+    Fence,
 }
 
-/// Counts `Incr`s; answers a fence with the count and resets it.
+/// Counts `Incr`s; a fence signals the count on `done` and resets it (the peers' completion).
 struct Counter {
     seen: u64,
+    done: Sender<u64>,
 }
 
 impl Actor for Counter {
@@ -55,53 +57,52 @@ impl Actor for Counter {
     fn handle(&mut self, msg: CounterMsg, _ctx: &mut Context<'_, Self>) {
         match msg {
             CounterMsg::Incr => self.seen += 1,
-            CounterMsg::Fence(r) => r.send(std::mem::take(&mut self.seen)),
+            CounterMsg::Fence => signal(&self.done, std::mem::take(&mut self.seen)),
         }
     }
 }
 
-/// Sends `k` increments, then the fence carrying the outside caller's reply.
+/// Sends `k` increments, then the fence.
 struct Producer {
     counter: Addr<Counter>,
 }
 
-struct Run(u64, Reply<u64>);
-
 impl Actor for Producer {
-    type Msg = Run;
-    fn handle(&mut self, Run(k, reply): Run, _ctx: &mut Context<'_, Self>) {
+    type Msg = u64;
+    fn handle(&mut self, k: u64, _ctx: &mut Context<'_, Self>) {
         for _ in 0..k {
             must_tell(&self.counter, CounterMsg::Incr);
         }
-        must_tell(&self.counter, CounterMsg::Fence(reply));
+        must_tell(&self.counter, CounterMsg::Fence);
     }
 }
 
 struct CountingSession {
     rt: Option<Runtime>,
     producer: Addr<Producer>,
+    done_rx: Receiver<u64>,
 }
 
 /// Producer on shard 0, counter on `counter_shard`.
 fn counting_session(counter_shard: usize) -> Box<dyn Session> {
     // Big enough for the full run's flood: coreactor mailboxes are always bounded.
     let rt = runtime(Some(crate::workload::Sizes::full().counting as usize + 64));
+    let (done, done_rx) = unbounded();
     let counter = rt
-        .spawn_on(counter_shard, Counter { seen: 0 })
+        .spawn_on(counter_shard, Counter { seen: 0, done })
         .expect("spawn");
     let producer = rt.spawn_on(0, Producer { counter }).expect("spawn");
     Box::new(CountingSession {
         rt: Some(rt),
         producer,
+        done_rx,
     })
 }
 
 impl Session for CountingSession {
     fn run(&mut self, k: u64) {
-        let seen = self
-            .producer
-            .ask(|r| Run(k, r), WAIT_TIMEOUT)
-            .expect("coreactor counting run");
+        self.producer.tell(k).expect("coreactor counting run");
+        let seen = wait(&self.done_rx, "coreactor counting");
         assert_eq!(seen, k, "coreactor counting: counter saw a wrong count");
     }
 }
