@@ -501,17 +501,13 @@ impl<A: Actor> Vt<A> {
         let (slot, generation) = (env.slot, env.generation);
         let mut env = Some(env);
         let delivered = shard
-            .with_cell(slot, generation, |cell| {
-                let Some(cell) = cell.as_any().downcast_ref::<ActorCell<A>>() else {
-                    return false;
-                };
+            .with_typed_cell(slot, generation, |cell: &ActorCell<A>| {
                 let env = env.take().expect("taken once");
                 // SAFETY: `Vt::<A>::CONTROL` is attached only to envelopes whose payload is an
                 // erased `Control` (`Vt::<A>::control` and `ActorRef::send_control`).
                 cell.push_control(unsafe { env.msg.take::<Control>() });
-                true
             })
-            .unwrap_or(false);
+            .is_some();
         if delivered {
             shard.schedule(slot);
         } else if let Some(env) = env.and_then(|env| shard.forward_moved(env)) {

@@ -250,20 +250,14 @@ where
             return;
         };
         let pushed = shard
-            .with_cell(slot, generation, |cell| {
-                match cell.as_any().downcast_ref::<ActorCell<A>>() {
-                    Some(c) if c.accepting() => {
-                        c.unpin();
-                        c.meta(shard).add_forced(1);
-                        c.push(msg, shard.now_ns());
-                        true
-                    }
-                    Some(c) => {
-                        c.unpin();
-                        false
-                    }
-                    _ => false,
+            .with_typed_cell(slot, generation, |c: &ActorCell<A>| {
+                c.unpin();
+                if !c.accepting() {
+                    return false;
                 }
+                c.meta(shard).add_forced(1);
+                c.push(msg, shard.now_ns());
+                true
             })
             .unwrap_or(false);
         if pushed {

@@ -60,7 +60,7 @@ use crate::timer::{TimerKey, TimerWheel};
 use asks::AskTable;
 pub(crate) use asks::{PendingAsk, REPLY_VT};
 use crossbeam_utils::CachePadded;
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::cell::{Cell as StdCell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
@@ -99,7 +99,8 @@ pub(crate) trait Cell: Any {
     fn drain(&self, shard: &ShardLocal);
     /// True if messages (user or control) wait for this actor.
     fn has_work(&self) -> bool;
-    /// For downcasting to the typed cell.
+    /// The concrete cell, whose `TypeId` `install` records in the slab entry for typed
+    /// lookups ([`ShardLocal::push_typed_in`], [`ShardLocal::with_typed_cell`]).
     fn as_any(&self) -> &dyn Any;
 }
 
@@ -123,7 +124,7 @@ struct RunTarget {
     slot: u32,
     generation: u32,
     /// The `TypeId` of `cell`'s concrete type, checked before the cast in [`DeliveryRun::cell`].
-    cell_type: std::any::TypeId,
+    cell_type: TypeId,
     /// A strong reference: the run never points at a freed cell, whatever happens to the slab.
     cell: Rc<dyn Cell>,
 }
@@ -133,10 +134,7 @@ impl DeliveryRun {
     #[inline]
     pub(crate) fn cell<C: Cell>(&self, slot: u32, generation: u32) -> Option<&C> {
         let t = self.target.as_ref()?;
-        if t.slot != slot
-            || t.generation != generation
-            || t.cell_type != std::any::TypeId::of::<C>()
-        {
+        if t.slot != slot || t.generation != generation || t.cell_type != TypeId::of::<C>() {
             return None;
         }
         // SAFETY: `cell_type` was recorded (`record`) from a successful downcast of this very
@@ -158,7 +156,7 @@ impl DeliveryRun {
         self.target = Some(RunTarget {
             slot,
             generation,
-            cell_type: std::any::TypeId::of::<C>(),
+            cell_type: TypeId::of::<C>(),
             cell: cell.clone(),
         });
     }
@@ -166,10 +164,29 @@ impl DeliveryRun {
 
 struct Entry {
     cell: Rc<dyn Cell>,
+    /// The `TypeId` of `cell`'s concrete type, read once at install: a typed lookup
+    /// ([`Entry::typed`]) compares it with a constant instead of making two dynamic calls
+    /// (`as_any`, then `type_id`) per message.
+    cell_type: TypeId,
     generation: u32,
     scheduled: StdCell<bool>,
     /// Counted in `migratable_home`.
     counted_migratable: bool,
+}
+
+impl Entry {
+    /// The cell as its concrete type `C`, if that is its type.
+    #[inline(always)]
+    fn typed<C: Cell>(&self) -> Option<&C> {
+        if self.cell_type != TypeId::of::<C>() {
+            return None;
+        }
+        // SAFETY: `cell_type` is the `TypeId` of the concrete type behind `cell` (read from the
+        // cell itself in `install`, and an entry's cell never changes), and it equals `C`'s: the
+        // data pointer of the `Rc<dyn Cell>` points at a live `C`, kept alive by the `Rc` for as
+        // long as `&self` borrows it.
+        Some(unsafe { &*Rc::as_ptr(&self.cell).cast::<C>() })
+    }
 }
 
 struct OutLane {
@@ -528,8 +545,11 @@ impl ShardLocal {
             if counted_migratable {
                 self.migratable_home.set(self.migratable_home.get() + 1);
             }
+            // `<dyn Any>::type_id` names the concrete cell behind the trait object.
+            let cell_type = <dyn Any>::type_id(cell.as_any());
             slab[i] = Some(Entry {
                 cell,
+                cell_type,
                 generation,
                 scheduled: StdCell::new(false),
                 counted_migratable,
@@ -570,6 +590,22 @@ impl ShardLocal {
         }
     }
 
+    /// Runs `f` with the live cell at `(slot, generation)` as its concrete type `C`, if there is
+    /// one and it is a `C`.
+    #[inline]
+    pub(crate) fn with_typed_cell<C: Cell, R>(
+        &self,
+        slot: u32,
+        generation: u32,
+        f: impl FnOnce(&C) -> R,
+    ) -> Option<R> {
+        let slab = self.slab.borrow();
+        match slab.get(slot as usize) {
+            Some(Some(e)) if e.generation == generation => e.typed::<C>().map(f),
+            _ => None,
+        }
+    }
+
     /// Pushes `value` into the live cell of type `C` at `(slot, generation)` with `push`, and
     /// schedules the cell if `push` accepted it; hands the value back otherwise. One slab
     /// borrow for the lookup, the downcast and the scheduling: this is the same-shard send path
@@ -590,7 +626,7 @@ impl ShardLocal {
         if e.generation != generation {
             return Err(value);
         }
-        let Some(cell) = e.cell.as_any().downcast_ref::<C>() else {
+        let Some(cell) = e.typed::<C>() else {
             return Err(value);
         };
         push(cell, value)?;
