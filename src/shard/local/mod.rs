@@ -175,6 +175,18 @@ struct Entry {
 }
 
 impl Entry {
+    fn new(cell: Rc<dyn Cell>, generation: u32, counted_migratable: bool) -> Entry {
+        // `<dyn Any>::type_id` names the concrete cell behind the trait object.
+        let cell_type = <dyn Any>::type_id(cell.as_any());
+        Entry {
+            cell,
+            cell_type,
+            generation,
+            scheduled: StdCell::new(false),
+            counted_migratable,
+        }
+    }
+
     /// The cell as its concrete type `C`, if that is its type.
     #[inline(always)]
     fn typed<C: Cell>(&self) -> Option<&C> {
@@ -545,15 +557,7 @@ impl ShardLocal {
             if counted_migratable {
                 self.migratable_home.set(self.migratable_home.get() + 1);
             }
-            // `<dyn Any>::type_id` names the concrete cell behind the trait object.
-            let cell_type = <dyn Any>::type_id(cell.as_any());
-            slab[i] = Some(Entry {
-                cell,
-                cell_type,
-                generation,
-                scheduled: StdCell::new(false),
-                counted_migratable,
-            });
+            slab[i] = Some(Entry::new(cell, generation, counted_migratable));
         }
         self.shared.live_actor_added();
         self.schedule(slot);
@@ -1552,8 +1556,53 @@ impl Drop for ShardLocal {
 
 #[cfg(all(test, not(coreactor_loom)))]
 mod tests {
-    use super::{INJECT, PEER_BITS, pacing_pause, peer_bit, peers_named};
+    use super::{
+        Any, Cell, Entry, INJECT, Movable, PEER_BITS, Rc, ShardLocal, Turn, pacing_pause, peer_bit,
+        peers_named,
+    };
     use std::time::Duration;
+
+    /// Cells that only carry a value: enough for the slab entry's typed lookup.
+    struct CellA(u32);
+    struct CellB(u32);
+
+    macro_rules! inert_cell {
+        ($t:ty) => {
+            impl Cell for $t {
+                fn run(&self, _: &ShardLocal, _: usize) -> Turn {
+                    unreachable!("not run")
+                }
+                fn abort(&self, _: &ShardLocal) {}
+                fn add_forced(&self, _: &ShardLocal, _: u32) {}
+                fn timer_fired(&self) {}
+                fn migratable(&self) -> bool {
+                    false
+                }
+                fn pack(&self, _: &ShardLocal) -> Option<Box<dyn Movable>> {
+                    None
+                }
+                fn drain(&self, _: &ShardLocal) {}
+                fn has_work(&self) -> bool {
+                    false
+                }
+                fn as_any(&self) -> &dyn Any {
+                    self
+                }
+            }
+        };
+    }
+    inert_cell!(CellA);
+    inert_cell!(CellB);
+
+    #[test]
+    fn a_typed_lookup_yields_the_cell_only_as_its_own_type() {
+        let a = Entry::new(Rc::new(CellA(7)), 1, false);
+        let b = Entry::new(Rc::new(CellB(9)), 1, false);
+        assert_eq!(a.typed::<CellA>().map(|c| c.0), Some(7));
+        assert!(a.typed::<CellB>().is_none());
+        assert_eq!(b.typed::<CellB>().map(|c| c.0), Some(9));
+        assert!(b.typed::<CellA>().is_none());
+    }
 
     #[test]
     fn pacing_pause_grows_with_the_mailbox_within_its_bounds() {
