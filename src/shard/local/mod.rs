@@ -60,7 +60,7 @@ use crate::timer::{TimerKey, TimerWheel};
 use asks::AskTable;
 pub(crate) use asks::{PendingAsk, REPLY_VT};
 use crossbeam_utils::CachePadded;
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::cell::{Cell as StdCell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
@@ -99,15 +99,14 @@ pub(crate) trait Cell: Any {
     fn drain(&self, shard: &ShardLocal);
     /// True if messages (user or control) wait for this actor.
     fn has_work(&self) -> bool;
-    /// The concrete cell, whose `TypeId` `install` records in the slab entry for typed
-    /// lookups ([`ShardLocal::push_typed_in`], [`ShardLocal::with_typed_cell`]).
+    /// The concrete cell, whose `TypeId` a [`TypedCell`] reads once, for typed lookups.
     fn as_any(&self) -> &dyn Any;
 }
 
 /// The actor cell a drain delivered its last user message to. Messages arrive in bursts for
 /// one actor (a producer's turn, an outside flood), so while the next envelope names the same
-/// `(slot, generation)` it is pushed into that cell without the slab lookup, the downcast and the
-/// scheduling of [`ShardLocal::push_typed_in`] (about 40 % of a delivery's instructions in the
+/// `(slot, generation)` it is pushed into that cell without the slab lookup, the type check and
+/// the scheduling of [`ShardLocal::push_typed_in`] (about 40 % of a delivery's instructions in the
 /// fan-in probe, `docs/benchmarks.md`, session 12).
 ///
 /// A run lives on the stack of one drain (`drain_inbound`, `drain_local_queued`), and only user
@@ -123,10 +122,8 @@ pub(crate) struct DeliveryRun {
 struct RunTarget {
     slot: u32,
     generation: u32,
-    /// The `TypeId` of `cell`'s concrete type, checked before the cast in [`DeliveryRun::cell`].
-    cell_type: TypeId,
     /// A strong reference: the run never points at a freed cell, whatever happens to the slab.
-    cell: Rc<dyn Cell>,
+    cell: TypedCell,
 }
 
 impl DeliveryRun {
@@ -134,13 +131,10 @@ impl DeliveryRun {
     #[inline]
     pub(crate) fn cell<C: Cell>(&self, slot: u32, generation: u32) -> Option<&C> {
         let t = self.target.as_ref()?;
-        if t.slot != slot || t.generation != generation || t.cell_type != TypeId::of::<C>() {
+        if t.slot != slot || t.generation != generation {
             return None;
         }
-        // SAFETY: `cell_type` was recorded (`record`) from a successful downcast of this very
-        // `Rc` to its concrete type, and it equals `C`'s `TypeId`: the data pointer of the
-        // `Rc<dyn Cell>` points at a live `C` (the `Rc` keeps it alive for `&self`'s lifetime).
-        Some(unsafe { &*Rc::as_ptr(&t.cell).cast::<C>() })
+        t.cell.get::<C>()
     }
 
     /// Ends the run: the next delivery looks its actor up.
@@ -149,25 +143,78 @@ impl DeliveryRun {
         self.target = None;
     }
 
-    /// Makes `cell` (of concrete type `C`, just found live at `(slot, generation)`, accepting
-    /// and scheduled) the run's target.
+    /// Makes `cell` (just found live at `(slot, generation)`, accepting and scheduled) the
+    /// run's target.
     #[inline]
-    fn record<C: Cell>(&mut self, slot: u32, generation: u32, cell: &Rc<dyn Cell>) {
+    fn record(&mut self, slot: u32, generation: u32, cell: &TypedCell) {
         self.target = Some(RunTarget {
             slot,
             generation,
-            cell_type: TypeId::of::<C>(),
-            cell: cell.clone(),
+            cell: cell.share(),
         });
     }
 }
 
+use typed_cell::TypedCell;
+
+/// The one place where an actor cell is used as its concrete type.
+mod typed_cell {
+    use super::Cell;
+    use std::any::{Any, TypeId};
+    use std::ops::Deref;
+    use std::rc::Rc;
+
+    /// An actor cell with the `TypeId` of its concrete type, read from the cell itself when it
+    /// was wrapped. A typed lookup ([`get`](Self::get)) compares it with a constant and casts,
+    /// where a downcast makes two dynamic calls (`as_any`, then `type_id`): on a same-shard
+    /// send that halved the rate (`docs/benchmarks.md`, session 16).
+    ///
+    /// Invariant: `cell_type` is the `TypeId` of the concrete type behind `cell`; both fields
+    /// are private and set together, only by [`new`](Self::new) and [`share`](Self::share).
+    pub(crate) struct TypedCell {
+        cell: Rc<dyn Cell>,
+        cell_type: TypeId,
+    }
+
+    impl TypedCell {
+        pub(crate) fn new(cell: Rc<dyn Cell>) -> TypedCell {
+            // `<dyn Any>::type_id` names the concrete cell behind the trait object.
+            let cell_type = <dyn Any>::type_id(cell.as_any());
+            TypedCell { cell, cell_type }
+        }
+
+        /// Another handle on the same cell.
+        #[inline]
+        pub(crate) fn share(&self) -> TypedCell {
+            TypedCell {
+                cell: Rc::clone(&self.cell),
+                cell_type: self.cell_type,
+            }
+        }
+
+        /// The cell as its concrete type `C`, if that is its type.
+        #[inline(always)]
+        pub(crate) fn get<C: Cell>(&self) -> Option<&C> {
+            if self.cell_type != TypeId::of::<C>() {
+                return None;
+            }
+            // SAFETY: `cell_type` is the `TypeId` of the concrete type behind `cell` (the
+            // invariant above) and it equals `C`'s, so the data pointer of the `Rc<dyn Cell>`
+            // points at a live `C`, kept alive by the `Rc` for as long as `&self` borrows it.
+            Some(unsafe { &*Rc::as_ptr(&self.cell).cast::<C>() })
+        }
+    }
+
+    impl Deref for TypedCell {
+        type Target = Rc<dyn Cell>;
+        fn deref(&self) -> &Rc<dyn Cell> {
+            &self.cell
+        }
+    }
+}
+
 struct Entry {
-    cell: Rc<dyn Cell>,
-    /// The `TypeId` of `cell`'s concrete type, read once at install: a typed lookup
-    /// ([`Entry::typed`]) compares it with a constant instead of making two dynamic calls
-    /// (`as_any`, then `type_id`) per message.
-    cell_type: TypeId,
+    cell: TypedCell,
     generation: u32,
     scheduled: StdCell<bool>,
     /// Counted in `migratable_home`.
@@ -176,28 +223,12 @@ struct Entry {
 
 impl Entry {
     fn new(cell: Rc<dyn Cell>, generation: u32, counted_migratable: bool) -> Entry {
-        // `<dyn Any>::type_id` names the concrete cell behind the trait object.
-        let cell_type = <dyn Any>::type_id(cell.as_any());
         Entry {
-            cell,
-            cell_type,
+            cell: TypedCell::new(cell),
             generation,
             scheduled: StdCell::new(false),
             counted_migratable,
         }
-    }
-
-    /// The cell as its concrete type `C`, if that is its type.
-    #[inline(always)]
-    fn typed<C: Cell>(&self) -> Option<&C> {
-        if self.cell_type != TypeId::of::<C>() {
-            return None;
-        }
-        // SAFETY: `cell_type` is the `TypeId` of the concrete type behind `cell` (read from the
-        // cell itself in `install`, and an entry's cell never changes), and it equals `C`'s: the
-        // data pointer of the `Rc<dyn Cell>` points at a live `C`, kept alive by the `Rc` for as
-        // long as `&self` borrows it.
-        Some(unsafe { &*Rc::as_ptr(&self.cell).cast::<C>() })
     }
 }
 
@@ -589,7 +620,7 @@ impl ShardLocal {
     ) -> Option<R> {
         let slab = self.slab.borrow();
         match slab.get(slot as usize) {
-            Some(Some(e)) if e.generation == generation => Some(f(&*e.cell)),
+            Some(Some(e)) if e.generation == generation => Some(f(&**e.cell)),
             _ => None,
         }
     }
@@ -605,14 +636,14 @@ impl ShardLocal {
     ) -> Option<R> {
         let slab = self.slab.borrow();
         match slab.get(slot as usize) {
-            Some(Some(e)) if e.generation == generation => e.typed::<C>().map(f),
+            Some(Some(e)) if e.generation == generation => e.cell.get::<C>().map(f),
             _ => None,
         }
     }
 
     /// Pushes `value` into the live cell of type `C` at `(slot, generation)` with `push`, and
     /// schedules the cell if `push` accepted it; hands the value back otherwise. One slab
-    /// borrow for the lookup, the downcast and the scheduling: this is the same-shard send path
+    /// borrow for the lookup, the type check and the scheduling: this is the same-shard send path
     /// (with no `run`). On success, makes the cell `run`'s target if one is given.
     #[inline(always)]
     pub(crate) fn push_typed_in<C: Cell, V>(
@@ -630,7 +661,7 @@ impl ShardLocal {
         if e.generation != generation {
             return Err(value);
         }
-        let Some(cell) = e.typed::<C>() else {
+        let Some(cell) = e.cell.get::<C>() else {
             return Err(value);
         };
         push(cell, value)?;
@@ -638,7 +669,7 @@ impl ShardLocal {
             self.ready.borrow_mut().push_back(slot);
         }
         if let Some(run) = run {
-            run.record::<C>(slot, generation, &e.cell);
+            run.record(slot, generation, &e.cell);
         }
         Ok(())
     }
@@ -1557,8 +1588,8 @@ impl Drop for ShardLocal {
 #[cfg(all(test, not(coreactor_loom)))]
 mod tests {
     use super::{
-        Any, Cell, Entry, INJECT, Movable, PEER_BITS, Rc, ShardLocal, Turn, pacing_pause, peer_bit,
-        peers_named,
+        Any, Cell, INJECT, Movable, PEER_BITS, Rc, ShardLocal, Turn, TypedCell, pacing_pause,
+        peer_bit, peers_named,
     };
     use std::time::Duration;
 
@@ -1596,12 +1627,14 @@ mod tests {
 
     #[test]
     fn a_typed_lookup_yields_the_cell_only_as_its_own_type() {
-        let a = Entry::new(Rc::new(CellA(7)), 1, false);
-        let b = Entry::new(Rc::new(CellB(9)), 1, false);
-        assert_eq!(a.typed::<CellA>().map(|c| c.0), Some(7));
-        assert!(a.typed::<CellB>().is_none());
-        assert_eq!(b.typed::<CellB>().map(|c| c.0), Some(9));
-        assert!(b.typed::<CellA>().is_none());
+        let a = TypedCell::new(Rc::new(CellA(7)));
+        let b = TypedCell::new(Rc::new(CellB(9)));
+        assert_eq!(a.get::<CellA>().map(|c| c.0), Some(7));
+        assert!(a.get::<CellB>().is_none());
+        assert_eq!(b.get::<CellB>().map(|c| c.0), Some(9));
+        assert!(b.get::<CellA>().is_none());
+        // A shared handle keeps the type.
+        assert_eq!(a.share().get::<CellA>().map(|c| c.0), Some(7));
     }
 
     #[test]
