@@ -143,6 +143,12 @@ impl OpenRecord {
     pub fn count(&self) -> usize {
         self.count
     }
+
+    /// A record of `count` values at position 0, for tests of its pusher's bookkeeping.
+    #[cfg(all(test, not(coreactor_loom)))]
+    pub(crate) fn holding(count: usize) -> OpenRecord {
+        OpenRecord { pos: 0, count }
+    }
 }
 
 /// A value the bounded lane carries: one record of one or two cells.

@@ -288,7 +288,7 @@ impl ShardShared {
         }
         // Whatever this thread pushed open before may no longer take appends: they would
         // overtake this envelope.
-        outside::forget();
+        outside::superseded();
         let result = self.inject.try_push_bounded(
             env,
             || self.notify_inject_polled(),

@@ -15,8 +15,8 @@
 //! sides would pay for nothing: the failed compare-and-swap moves the record's line back to the
 //! sender, and the shard's seal is a read-modify-write on every open record (but a full one,
 //! which the append that filled it closed). So each thread keeps a small [`Probe`] state:
-//! after an append failed (or its next message went to another actor, which no append can
-//! serve), its next sends take plain records for a while (1, 2, 4, ... up to [`MAX_SKIP`]
+//! after an append failed (or its next message went to another actor, or another push came
+//! first, which no append can serve), its next sends take plain records for a while (1, 2, 4, ... up to [`MAX_SKIP`]
 //! sends) before it opens one again; a successful append makes it open every record again. A
 //! thread that never finds the shard behind pays one failed append and one seal per
 //! `MAX_SKIP + 1` messages. [`plan`] makes the choice from two thread-local words, so that a
@@ -24,7 +24,8 @@
 //!
 //! Order: a thread's messages to an actor stay in order because a thread appends only to the
 //! record it pushed *last*, into any lane: every other push from the thread forgets it
-//! ([`forget`], called by every bounded-lane push of an outside thread).
+//! ([`superseded`], called by every plain bounded-lane push of an outside thread: a spawn's
+//! task, a message of another type).
 //!
 //! The record remembered is named by the lane's id, not its address: an address may be reused
 //! by a later runtime's lane after this one is freed, an id never is.
@@ -191,6 +192,21 @@ pub(crate) fn opened(lane: u64, slot: u32, generation: u32, msg_type: TypeId, re
     LAST_RECORD.with(|l| l.set(record));
 }
 
+/// This thread pushes a plain record (a task, a message that cannot append): the record it
+/// pushed last, if it remembers one, may no longer be appended to. If nothing joined that
+/// record, opening it did not pay, so it counts like a refused append: a thread that
+/// alternates plain pushes with single sends (spawn, then tell) backs off to opening one
+/// record in `MAX_SKIP + 1` instead of one per send.
+#[inline]
+pub(crate) fn superseded() {
+    if LAST_LANE.with(Cell::get) != 0 {
+        forget();
+        if LAST_RECORD.with(Cell::get).count() <= 1 {
+            refused();
+        }
+    }
+}
+
 /// This thread pushes another record: the last one may no longer be appended to.
 #[inline]
 pub(crate) fn forget() {
@@ -199,7 +215,7 @@ pub(crate) fn forget() {
 
 #[cfg(all(test, not(coreactor_loom)))]
 mod tests {
-    use super::{MAX_SKIP, Plan, forget, opened, plan, refused, should_open};
+    use super::{MAX_SKIP, Plan, forget, opened, plan, refused, should_open, superseded};
     use crate::mailbox::inject::OpenRecord;
     use std::any::TypeId;
 
@@ -234,6 +250,37 @@ mod tests {
 
     /// After failed appends, a thread opens records ever more rarely, up to one in
     /// `MAX_SKIP + 1`; a success (`joined`) would reset it.
+    #[test]
+    fn plain_pushes_after_unjoined_records_back_off_like_refusals() {
+        // Spawn, then tell, over and over: each record the tell opens is superseded by the
+        // next spawn's task before anything joined it.
+        let ty = TypeId::of::<()>();
+        forget();
+        super::PROBE.with(|p| p.set(super::Probe::EAGER));
+        let mut opened_at = Vec::new();
+        for send in 0..400u32 {
+            superseded();
+            if matches!(plan(7, send, 1, ty), Plan::Open) {
+                opened_at.push(send);
+                opened(7, send, 1, ty, OpenRecord::NONE);
+            }
+        }
+        let gaps: Vec<_> = opened_at.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(&gaps[..8], &[1, 2, 3, 5, 9, 17, 33, 65]);
+        assert!(gaps[8..].iter().all(|&g| g == u32::from(MAX_SKIP) + 1));
+        // A record that took appends paid: superseding it does not back off.
+        super::PROBE.with(|p| p.set(super::Probe::EAGER));
+        opened(7, 1, 1, ty, OpenRecord::NONE);
+        super::joined(OpenRecord::holding(2), 8);
+        superseded();
+        assert!(super::PROBE.with(std::cell::Cell::get) == super::Probe::EAGER);
+        // Nothing remembered: a plain push changes nothing.
+        forget();
+        let before = super::PROBE.with(std::cell::Cell::get);
+        superseded();
+        assert!(before == super::PROBE.with(std::cell::Cell::get));
+    }
+
     #[test]
     fn failed_appends_back_off_to_one_probe_in_max_skip_plus_one() {
         let mut opened_at = Vec::new();
