@@ -15,17 +15,17 @@
 //! sides would pay for nothing: the failed compare-and-swap moves the record's line back to the
 //! sender, and the shard's seal is a read-modify-write on every open record (but a full one,
 //! which the append that filled it closed). So each thread keeps a small [`Probe`] state:
-//! after an append failed (or its next message went to another actor, or another push came
-//! first, which no append can serve), its next sends take plain records for a while (1, 2, 4, ... up to [`MAX_SKIP`]
-//! sends) before it opens one again; a successful append makes it open every record again. A
-//! thread that never finds the shard behind pays one failed append and one seal per
-//! `MAX_SKIP + 1` messages. [`plan`] makes the choice from two thread-local words, so that a
+//! after an append failed (or its next message went to another actor, which no append can
+//! serve, or another push of its own superseded the record before anything joined it), its
+//! next sends take plain records for a while (1, 2, 4, ... up to [`MAX_SKIP`] sends) before it
+//! opens one again; a successful append makes it open every record again. A thread that never
+//! finds the shard behind pays one failed append and one seal per `MAX_SKIP + 1` messages. [`plan`] makes the choice from two thread-local words, so that a
 //! plain push costs a sender a few instructions more than before open records existed.
 //!
 //! Order: a thread's messages to an actor stay in order because a thread appends only to the
 //! record it pushed *last*, into any lane: every other push from the thread forgets it
 //! ([`superseded`], called by every plain bounded-lane push of an outside thread: a spawn's
-//! task, a message of another type).
+//! task, a message sent as a record of its own).
 //!
 //! The record remembered is named by the lane's id, not its address: an address may be reused
 //! by a later runtime's lane after this one is freed, an id never is.
@@ -248,8 +248,8 @@ mod tests {
         assert!(!matches!(plan(7, 1, 2, ty), Plan::Join(_)), "forgotten");
     }
 
-    /// After failed appends, a thread opens records ever more rarely, up to one in
-    /// `MAX_SKIP + 1`; a success (`joined`) would reset it.
+    /// A thread that alternates plain pushes with single sends backs off as after failed
+    /// appends; one whose record took appends does not.
     #[test]
     fn plain_pushes_after_unjoined_records_back_off_like_refusals() {
         // Spawn, then tell, over and over: each record the tell opens is superseded by the
@@ -262,7 +262,7 @@ mod tests {
             superseded();
             if matches!(plan(7, send, 1, ty), Plan::Open) {
                 opened_at.push(send);
-                opened(7, send, 1, ty, OpenRecord::NONE);
+                opened(7, send, 1, ty, OpenRecord::holding(1));
             }
         }
         let gaps: Vec<_> = opened_at.windows(2).map(|w| w[1] - w[0]).collect();
@@ -270,7 +270,7 @@ mod tests {
         assert!(gaps[8..].iter().all(|&g| g == u32::from(MAX_SKIP) + 1));
         // A record that took appends paid: superseding it does not back off.
         super::PROBE.with(|p| p.set(super::Probe::EAGER));
-        opened(7, 1, 1, ty, OpenRecord::NONE);
+        opened(7, 1, 1, ty, OpenRecord::holding(1));
         super::joined(OpenRecord::holding(2), 8);
         superseded();
         assert!(super::PROBE.with(std::cell::Cell::get) == super::Probe::EAGER);
@@ -281,6 +281,8 @@ mod tests {
         assert!(before == super::PROBE.with(std::cell::Cell::get));
     }
 
+    /// After failed appends, a thread opens records ever more rarely, up to one in
+    /// `MAX_SKIP + 1`; a success (`joined`) would reset it.
     #[test]
     fn failed_appends_back_off_to_one_probe_in_max_skip_plus_one() {
         let mut opened_at = Vec::new();
