@@ -499,9 +499,9 @@ impl<T: LaneRecord> BoundedInject<T> {
 
     /// Like [`pop`](Self::pop), but hands the oldest value to `f` rather than returning it,
     /// and returns the number of values its record held (1, or more for an open record that
-    /// took appends); 0 (and `f` not called) if the lane is empty. The value goes from its cells to `f`'s
-    /// argument without the copies an `Option` return costs it (a shard's drain of the lane
-    /// moves 96-byte envelopes).
+    /// took appends); 0 (and `f` not called) if the lane is empty. The value goes from its
+    /// cells to `f`'s argument without the copies an `Option` return costs it (a shard's drain
+    /// of the lane moves 96-byte envelopes).
     ///
     /// # Safety
     ///
@@ -542,8 +542,8 @@ impl<T: LaneRecord> BoundedInject<T> {
         1
     }
 
-    /// The rest of [`pop_with`](Self::pop_with) for the open record published at `pos`: seals it, takes what it holds and how many values that is, and frees
-    /// its cell. Out of line, so that the path of the records pushed whole stays as it was: a
+    /// The rest of [`pop_with`](Self::pop_with) for the open record published at `pos`: seals
+    /// it, takes what it holds and how many values that is, and frees its cell. Out of line, so that the path of the records pushed whole stays as it was: a
     /// record read there goes straight into `f`'s argument (when the two paths shared one
     /// read, the shard's drain copied each 96-byte envelope once more, a fifth of an outside
     /// flood's speed: `docs/benchmarks.md`, session 15), and an open record's values share the

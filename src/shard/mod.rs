@@ -289,11 +289,17 @@ impl ShardShared {
         // Whatever this thread pushed open before may no longer take appends: they would
         // overtake this envelope.
         outside::superseded();
-        let result = self.inject.try_push_bounded(
+        self.count_full(self.inject.try_push_bounded(
             env,
             || self.notify_inject_polled(),
             |env| self.discard_shutdown(env),
-        );
+        ))
+    }
+
+    /// Passes on the result of an outside thread's push into the bounded lane, counting it in
+    /// `inject_full` if the lane was full.
+    #[inline]
+    fn count_full<R, E>(&self, result: Result<R, E>) -> Result<R, E> {
         if result.is_err() {
             ShardCounters::bump_shared(&self.counters.inject_full);
         }
@@ -322,15 +328,11 @@ impl ShardShared {
         write: W,
     ) -> Result<crate::mailbox::inject::OpenRecord, W> {
         debug_assert!(self.bounded_outside);
-        let result = self.inject.try_push_bounded_open(
+        self.count_full(self.inject.try_push_bounded_open(
             write,
             || self.notify_inject_polled(),
             |env| self.discard_shutdown(env),
-        );
-        if result.is_err() {
-            ShardCounters::bump_shared(&self.counters.inject_full);
-        }
-        result
+        ))
     }
 
     /// A push into the unbounded lane (never waits).

@@ -221,6 +221,15 @@ struct Entry {
     counted_migratable: bool,
 }
 
+/// The live entry at `(slot, generation)` of `slab`, if there is one.
+#[inline(always)]
+fn live_entry(slab: &[Option<Entry>], slot: u32, generation: u32) -> Option<&Entry> {
+    match slab.get(slot as usize) {
+        Some(Some(e)) if e.generation == generation => Some(e),
+        _ => None,
+    }
+}
+
 impl Entry {
     fn new(cell: Rc<dyn Cell>, generation: u32, counted_migratable: bool) -> Entry {
         Entry {
@@ -619,10 +628,7 @@ impl ShardLocal {
         f: impl FnOnce(&dyn Cell) -> R,
     ) -> Option<R> {
         let slab = self.slab.borrow();
-        match slab.get(slot as usize) {
-            Some(Some(e)) if e.generation == generation => Some(f(&**e.cell)),
-            _ => None,
-        }
+        live_entry(&slab, slot, generation).map(|e| f(&**e.cell))
     }
 
     /// Runs `f` with the live cell at `(slot, generation)` as its concrete type `C`, if there is
@@ -635,10 +641,7 @@ impl ShardLocal {
         f: impl FnOnce(&C) -> R,
     ) -> Option<R> {
         let slab = self.slab.borrow();
-        match slab.get(slot as usize) {
-            Some(Some(e)) if e.generation == generation => e.cell.get::<C>().map(f),
-            _ => None,
-        }
+        live_entry(&slab, slot, generation)?.cell.get::<C>().map(f)
     }
 
     /// Pushes `value` into the live cell of type `C` at `(slot, generation)` with `push`, and
@@ -655,12 +658,9 @@ impl ShardLocal {
         run: Option<&mut DeliveryRun>,
     ) -> Result<(), V> {
         let slab = self.slab.borrow();
-        let Some(Some(e)) = slab.get(slot as usize) else {
+        let Some(e) = live_entry(&slab, slot, generation) else {
             return Err(value);
         };
-        if e.generation != generation {
-            return Err(value);
-        }
         let Some(cell) = e.cell.get::<C>() else {
             return Err(value);
         };
